@@ -1,0 +1,146 @@
+"""The ``eqspike`` command line: train, eval, gradcheck, list.
+
+Every command turns an :class:`~eqspike.errors.EqspikeError` (bad config, missing data,
+divergence...) into a short message and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from eqspike.errors import EqspikeError
+
+EPILOG = """examples:
+  eqspike train                                   # built-in Yin-Yang demo, no download
+  eqspike train configs/rate_ep/mnist.yaml --data-dir ../shared/data
+  eqspike train rate_ep/mnist --set train.epochs=5 --set optimizer.lr=[0.05,0.02]
+  eqspike train --resume runs/rate-ep-mnist-20261123-120000
+  eqspike eval pretrained/rate-ep-mnist --data-dir ../shared/data
+  eqspike gradcheck demo/yinyang --set estimator.beta=0.01
+  torchrun --nproc_per_node=2 -m eqspike.cli train rate_ep/mnist   # data parallel
+
+data: --data-dir DIR (DIR/mnist/...), else $EQSPIKE_DATA, else the cache (~/.cache/eqspike,
+or $EQSPIKE_CACHE), else a download from the standard mirrors."""
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.epochs=3 (repeatable; values are YAML)",
+    )
+    parser.add_argument("--data-dir", help="folder holding <dataset>/ IDX files (else $EQSPIKE_DATA)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="eqspike",
+        description="Train spiking/energy-based networks with local learning rules.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser(
+        "train", help="train from a config (no config: a short Yin-Yang demo)",
+        description="Train a network from a YAML config (path or shipped name, see `eqspike "
+        "list`). Writes a run directory with config, metrics, curves, checkpoints and summary.",
+    )
+    train.add_argument("config", nargs="?", help="YAML file or shipped config name (default: demo)")
+    _add_common(train)
+    train.add_argument("--out", help="run directory (default: runs/<name>-<timestamp>)")
+    train.add_argument("--resume", metavar="RUN", help="continue RUN from its latest checkpoint")
+    train.add_argument("--quiet", action="store_true", help="only warnings and the final line")
+
+    evaluate = sub.add_parser(
+        "eval", help="re-evaluate a run's latest checkpoint on the test set",
+        description="Load RUN's config and latest checkpoint and measure accuracy and loss.",
+    )
+    evaluate.add_argument("run", help="run directory (e.g. pretrained/rate-ep-mnist)")
+    evaluate.add_argument("--data-dir", help="folder holding <dataset>/ IDX files")
+    evaluate.add_argument(
+        "--split", choices=["test", "validation", "train"], default="test", help="which split"
+    )
+
+    grad = sub.add_parser(
+        "gradcheck", help="compare EP updates with BPTT gradients (table + PNG)",
+        description="Run EP (one-sided and centred) and BPTT through the same dynamics on one "
+        "batch and report, per parameter tensor, NRMSE and sign agreement per nudged step and "
+        "the cosine of the final update. Uses float64.",
+    )
+    grad.add_argument("config", help="YAML file or shipped config name")
+    _add_common(grad)
+    grad.add_argument("--batch", type=int, default=32, help="samples in the batch (default 32)")
+    grad.add_argument("--out", default="gradcheck", help="output folder (default ./gradcheck)")
+
+    sub.add_parser("list", help="list the shipped configs", description="List shipped configs.")
+    return parser
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from eqspike.train.api import resume, train
+
+    if args.resume:
+        if args.config:
+            raise EqspikeError("give either a config or --resume RUN, not both (RUN has its config)")
+        summary = resume(args.resume, args.overrides, args.data_dir, args.quiet)
+    else:
+        summary = train(args.config, args.overrides, args.out, args.data_dir, args.quiet)
+    if os.environ.get("RANK", "0") == "0":
+        acc = summary.get("test_acc")
+        print(
+            f"test accuracy: {100 * acc:.2f}%" if acc is not None else "test accuracy: n/a",
+            f"| run directory: {summary['run_dir']}",
+        )
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from eqspike.train.evaluate import evaluate_run
+
+    result = evaluate_run(args.run, args.split, args.data_dir)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_gradcheck(args: argparse.Namespace) -> int:
+    from eqspike.ep.gradcheck_cli import run_gradcheck
+
+    report, out = run_gradcheck(args.config, args.overrides, args.data_dir, args.batch, Path(args.out))
+    print(report.table())
+    print(f"written: {out / 'gradcheck.json'}, {out / 'gradcheck.png'}")
+    return 0
+
+
+def cmd_list(_: argparse.Namespace) -> int:
+    import yaml
+
+    from eqspike.train.config import shipped_configs
+
+    for name, path in shipped_configs().items():
+        raw = yaml.safe_load(path.read_text())
+        first = next((ln.lstrip("# ").strip() for ln in path.read_text().splitlines() if ln.startswith("#")), "")
+        print(f"{name:<28} {raw.get('algorithm', '?'):<10} {first}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "gradcheck": cmd_gradcheck, "list": cmd_list}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except EqspikeError as exc:
+        print(f"eqspike {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the last finished epoch is checkpointed (resume with --resume RUN)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""Gradient estimators: turn the phases of a relaxation into parameter gradients.
+
+Every estimator implements the same two methods:
+
+* :meth:`gradients` — the estimate of ∂L/∂θ (to be placed in ``param.grad``; the optimiser
+  then descends it), with the free-phase output and loss;
+* :meth:`trajectory` — the cumulative estimate after each of the K nudged (or backpropagated)
+  steps, which is what :mod:`eqspike.ep.gradcheck` compares (Ernoult et al. 2019, GDU theorem).
+
+EP variants (Scellier & Bengio 2017; Laborieux et al. 2021), with ∂Φ/∂θ from closed forms:
+
+    one-sided     g = −(1/β)  [∂Φ/∂θ(s^β) − ∂Φ/∂θ(s⁰)]
+    random-sign   the same with β → ±β, the sign drawn per batch (cancels the O(β) bias on average)
+    centred       g = −(1/2β) [∂Φ/∂θ(s^{+β}) − ∂Φ/∂θ(s^{−β})]   (both nudged phases start at s⁰)
+
+BPTT backpropagates L = C(s_T) through the same solver steps (autograd), the reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from eqspike.ep.energy import (
+    Activities,
+    MLPParams,
+    input_drive,
+    phi_param_grad_difference,
+)
+from eqspike.ep.solvers import FixedPointSolver, nudge_loss
+
+EPVariant = Literal["one_sided", "random_sign", "centered"]
+
+
+@dataclass
+class EstimatorResult:
+    """Gradient estimate and what the trainer reports about the batch."""
+
+    grads: MLPParams
+    output: torch.Tensor  # free-phase output activities, (batch, n_out)
+    loss: torch.Tensor  # C at the free fixed point, per example
+
+
+@dataclass(frozen=True)
+class Phases:
+    """How long each phase runs."""
+
+    free_steps: int
+    nudged_steps: int
+
+
+def _free_phase(
+    solver: FixedPointSolver, params: MLPParams, sizes: list[int], x: torch.Tensor, steps: int
+) -> tuple[torch.Tensor, Activities]:
+    x_drive = input_drive(params, x).detach()
+    state = solver.relax(params, x_drive, solver.init_state(sizes, x), steps)
+    return x_drive, state
+
+
+@dataclass(frozen=True)
+class EquilibriumPropagation:
+    """EP with a nudging strength ``beta`` > 0 and a variant (one-sided, random-sign, centred)."""
+
+    beta: float
+    variant: EPVariant = "centered"
+
+    def __post_init__(self) -> None:
+        if not self.beta > 0:
+            raise ValueError(
+                f"EP needs beta > 0 (got {self.beta}): the nudged phase must differ from the free "
+                "phase; use e.g. beta: 0.1-1.0 (the sign is handled by the variant)."
+            )
+        if self.variant not in ("one_sided", "random_sign", "centered"):
+            raise ValueError(
+                f"unknown EP variant {self.variant!r}; choose one_sided, random_sign or centered"
+            )
+
+    def _signed_betas(self, generator: torch.Generator | None) -> tuple[float, float]:
+        """(β_a, β_b) of the two phases that are contrasted; β_b = 0 means the free state."""
+        if self.variant == "centered":
+            return self.beta, -self.beta
+        if self.variant == "random_sign":
+            sign = 1.0 if torch.randint(0, 2, (1,), generator=generator).item() else -1.0
+            return sign * self.beta, 0.0
+        return self.beta, 0.0
+
+    def _phases(
+        self,
+        solver: FixedPointSolver,
+        params: MLPParams,
+        sizes: list[int],
+        x: torch.Tensor,
+        target: torch.Tensor,
+        phases: Phases,
+        generator: torch.Generator | None,
+        record: bool,
+    ):
+        x_drive, free = _free_phase(solver, params, sizes, x, phases.free_steps)
+        beta_a, beta_b = self._signed_betas(generator)
+        scale = -1.0 / (beta_a - beta_b)
+        state_a, state_b = free, free
+        history = []
+        with torch.no_grad():
+            for _ in range(phases.nudged_steps):
+                state_a = solver.step(params, x_drive, state_a, beta_a, target)
+                if beta_b != 0.0:
+                    state_b = solver.step(params, x_drive, state_b, beta_b, target)
+                if record:
+                    history.append(phi_param_grad_difference(x, state_a, state_b, scale))
+            grads = phi_param_grad_difference(x, state_a, state_b, scale)
+        return free, grads, history
+
+    def gradients(
+        self,
+        solver: FixedPointSolver,
+        params: MLPParams,
+        sizes: list[int],
+        x: torch.Tensor,
+        target: torch.Tensor,
+        phases: Phases,
+        generator: torch.Generator | None = None,
+    ) -> EstimatorResult:
+        free, grads, _ = self._phases(solver, params, sizes, x, target, phases, generator, False)
+        return EstimatorResult(grads, free[-1], nudge_loss(free[-1], target))
+
+    def trajectory(
+        self,
+        solver: FixedPointSolver,
+        params: MLPParams,
+        sizes: list[int],
+        x: torch.Tensor,
+        target: torch.Tensor,
+        phases: Phases,
+        generator: torch.Generator | None = None,
+    ) -> list[MLPParams]:
+        """The EP estimate after each nudged step k = 1..K."""
+        return self._phases(solver, params, sizes, x, target, phases, generator, True)[2]
+
+
+@dataclass(frozen=True)
+class BackpropThroughTime:
+    """Exact gradient of L = C(s_T) through the solver's own steps (the reference estimator).
+
+    ``truncate`` = K backpropagates only through the last K steps, starting from the state the
+    first T − K steps reach without a graph (memory O(K)); ``None`` goes through all T steps.
+    """
+
+    truncate: int | None = None
+
+    def gradients(
+        self,
+        solver: FixedPointSolver,
+        params: MLPParams,
+        sizes: list[int],
+        x: torch.Tensor,
+        target: torch.Tensor,
+        phases: Phases,
+        generator: torch.Generator | None = None,
+    ) -> EstimatorResult:
+        steps = phases.free_steps
+        graph_steps = steps if self.truncate is None else min(self.truncate, steps)
+        leaves = [p.detach().requires_grad_(True) for p in (*params.weights, *params.biases)]
+        n = len(params.weights)
+        live = MLPParams(tuple(leaves[:n]), tuple(leaves[n:]))
+        _, state = _free_phase(solver, params, sizes, x, steps - graph_steps)
+        with torch.enable_grad():
+            x_drive = input_drive(live, x)
+            for _ in range(graph_steps):
+                state = solver.step(live, x_drive, state)
+            loss = nudge_loss(state[-1], target)
+            grads = torch.autograd.grad(loss.mean(), leaves, allow_unused=True)
+        grads = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, leaves, strict=True)]
+        output = state[-1].detach()
+        return EstimatorResult(
+            MLPParams(tuple(grads[:n]), tuple(grads[n:])), output, loss.detach()
+        )
+
+    def trajectory(
+        self,
+        solver: FixedPointSolver,
+        params: MLPParams,
+        sizes: list[int],
+        x: torch.Tensor,
+        target: torch.Tensor,
+        phases: Phases,
+        generator: torch.Generator | None = None,
+    ) -> list[MLPParams]:
+        """BPTT truncated to the last k steps, k = 1..K, after T free steps without a graph.
+
+        Each of the K steps gets its own zero perturbation δ_t of θ, so ∂L/∂δ_t is the gradient
+        contribution of step t; the k-step truncation is the sum over the last k of them.
+        """
+        _, state = _free_phase(solver, params, sizes, x, phases.free_steps)
+        flat = (*params.weights, *params.biases)
+        n = len(params.weights)
+        deltas = [[torch.zeros_like(p, requires_grad=True) for p in flat] for _ in range(phases.nudged_steps)]
+        with torch.enable_grad():
+            for delta in deltas:
+                perturbed = [p.detach() + d for p, d in zip(flat, delta, strict=True)]
+                live = MLPParams(tuple(perturbed[:n]), tuple(perturbed[n:]))
+                state = solver.step(live, input_drive(live, x), state)
+            loss = nudge_loss(state[-1], target).mean()
+            per_step = torch.autograd.grad(loss, [d for delta in deltas for d in delta], allow_unused=True)
+        n_params = len(flat)
+        cumulative: list[torch.Tensor] = [torch.zeros_like(p) for p in flat]
+        out = []
+        for k in range(phases.nudged_steps):
+            step_grads = per_step[(phases.nudged_steps - 1 - k) * n_params : (phases.nudged_steps - k) * n_params]
+            cumulative = [c if g is None else c + g for c, g in zip(cumulative, step_grads, strict=True)]
+            out.append(MLPParams(tuple(cumulative[:n]), tuple(cumulative[n:])))
+        return out
+
+
+ESTIMATORS = ("one_sided", "random_sign", "centered", "bptt")
+
+
+def make_estimator(kind: str, beta: float = 0.5, bptt_truncate: int | None = None):
+    """An estimator by config name: one of :data:`ESTIMATORS`."""
+    if kind == "bptt":
+        return BackpropThroughTime(bptt_truncate)
+    if kind in ESTIMATORS:
+        return EquilibriumPropagation(beta, kind)  # type: ignore[arg-type]
+    raise ValueError(f"unknown estimator {kind!r}; choose one of {list(ESTIMATORS)}")

@@ -1,0 +1,39 @@
+"""``eqspike gradcheck CONFIG``: build the config's network, take one batch, compare with BPTT."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from eqspike.ep.gradcheck import GradcheckReport, gradcheck, plot_gradcheck
+from eqspike.errors import ConfigError
+from eqspike.train.config import load_config
+from eqspike.train.io import atomic_write_json
+from eqspike.train.trainer import load_splits
+
+
+def run_gradcheck(
+    config_name: str,
+    overrides: list[str],
+    data_dir: str | None,
+    batch: int,
+    out: Path,
+) -> tuple[GradcheckReport, Path]:
+    from eqspike.algorithms import ALGORITHMS
+
+    config = load_config(config_name, overrides)
+    if config.algorithm != "rate_ep":
+        raise ConfigError(f"gradcheck supports algorithm rate_ep, not {config.algorithm!r}")
+    if batch < 1:
+        raise ConfigError(f"--batch must be >= 1, got {batch}")
+    train = load_splits(config, data_dir).train
+    config.check_data(train.n_inputs, train.n_classes)
+    network = ALGORITHMS[config.algorithm].build(config, torch.Generator().manual_seed(config.seed))
+    network = network.double()
+    x, labels = train.x[:batch].double(), train.y[:batch]
+    report = gradcheck(network, x, labels, config.estimator.beta)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "gradcheck.json", {"config": config_name, "overrides": overrides, **report.as_dict()})
+    plot_gradcheck(report, out / "gradcheck.png")
+    return report, out

@@ -1,0 +1,84 @@
+"""The rate-based EP network as an ``nn.Module``: energy + solver + estimator.
+
+``forward(x)`` relaxes the free phase and returns the output layer's activities, so the network
+drops into a user's PyTorch code; :meth:`EPNetwork.learning_step` fills ``param.grad`` with the
+estimator's gradient so any ``torch.optim`` optimiser (and an all-reduce across ranks) applies it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from eqspike.ep.energy import HopfieldMLP
+from eqspike.ep.estimators import EstimatorResult, Phases, _free_phase
+from eqspike.ep.solvers import FixedPointSolver, nudge_loss
+
+
+class EPNetwork(nn.Module):
+    """A layered Hopfield network trained by an EP (or BPTT) estimator."""
+
+    def __init__(
+        self,
+        energy: HopfieldMLP,
+        solver: FixedPointSolver,
+        estimator,
+        phases: Phases,
+    ) -> None:
+        super().__init__()
+        self.energy = energy
+        self.solver = solver
+        self.estimator = estimator
+        self.phases = phases
+
+    @property
+    def sizes(self) -> list[int]:
+        return self.energy.sizes
+
+    def _flat_input(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)
+        if x.shape[1] != self.sizes[0]:
+            raise ValueError(
+                f"the network's input layer has {self.sizes[0]} units but the data has "
+                f"{x.shape[1]} features per sample; set model.layers[0] to {x.shape[1]}."
+            )
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Free-phase output activities, shape (batch, n_out)."""
+        x = self._flat_input(x)
+        _, state = _free_phase(
+            self.solver, self.energy.params(), self.sizes, x, self.phases.free_steps
+        )
+        return state[-1]
+
+    def target(self, labels: torch.Tensor) -> torch.Tensor:
+        """One-hot targets y for the output layer."""
+        return nn.functional.one_hot(labels, self.sizes[-1]).to(self.energy.weights[0].dtype)
+
+    def loss(self, output: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """C = ½ ‖s_N − y‖² per example."""
+        return nudge_loss(output, self.target(labels))
+
+    def layer_parameters(self) -> list[list[nn.Parameter]]:
+        """[W_n, b_n] per layer, for per-layer learning rates."""
+        return [[w, b] for w, b in zip(self.energy.weights, self.energy.biases, strict=True)]
+
+    def learning_step(
+        self, x: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None
+    ) -> EstimatorResult:
+        """Estimate ∂L/∂θ on a batch and store it in ``param.grad`` (the optimiser steps)."""
+        target = self.target(labels)
+        result = self.estimator.gradients(
+            self.solver,
+            self.energy.params(),
+            self.sizes,
+            self._flat_input(x),
+            target,
+            self.phases,
+            generator,
+        )
+        grads = (*result.grads.weights, *result.grads.biases)
+        for param, grad in zip(self.energy.ordered_parameters(), grads, strict=True):
+            param.grad = grad.detach().clone() if param.grad is None else param.grad.copy_(grad)
+        return result

@@ -1,0 +1,128 @@
+"""Equilibrium solvers: relax the free layers of a Hopfield network, optionally β-nudged.
+
+Total energy (the Lyapunov function of the dynamics), with states s_n kept in the box [0, 1]:
+
+    F(s) = ½ Σ_n ‖s_n‖² − Φ(x, s) + β C(s),      C = ½ ‖s_N − y‖²
+
+One projected Euler step of du/dt = −∂F/∂s with step ε is
+
+    s_n ← σ( (1 − ε) s_n + ε (drive_n + nudge_n) ),     nudge_N = β (y − s_N),  σ = clamp(·, 0, 1)
+
+* ``ε = 1`` is the discrete-time "prototypical" dynamics s ← σ(∂Φ/∂s) of Ernoult et al. (2019);
+* ``ε < 1`` is the continuous-time Hopfield dynamics of Scellier & Bengio (2017), whose code
+  likewise clips the states to [0, 1] after each Euler step (ε = 0.5 there).
+
+Updates are ``synchronous`` (every layer from the previous state) or ``asynchronous`` (odd
+layers, then even layers from the fresh odd ones; Scellier et al. 2023). With ε = 1 the
+asynchronous sweep is exact block-coordinate descent on F, so F never increases.
+The input's drive W_1 x + b_1 is passed in precomputed; no graph is kept in :meth:`relax`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from eqspike.ep.energy import Activities, MLPParams, layer_drive, phi
+from eqspike.neurons.rate import hard_sigmoid
+
+UpdateOrder = Literal["synchronous", "asynchronous"]
+
+
+def nudge_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """C = ½ ‖s_N − y‖² per example (target one-hot)."""
+    return 0.5 * ((output - target) ** 2).sum(1)
+
+
+@dataclass(frozen=True)
+class FixedPointSolver:
+    """Projected-Euler relaxation of F; ``step_size`` = ε in (0, 1]."""
+
+    step_size: float = 1.0
+    update: UpdateOrder = "synchronous"
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.step_size <= 1.0:
+            raise ValueError(f"solver step_size must be in (0, 1], got {self.step_size}")
+        if self.update not in ("synchronous", "asynchronous"):
+            raise ValueError(f"solver update must be synchronous or asynchronous, got {self.update!r}")
+
+    def init_state(self, sizes: list[int], like: torch.Tensor) -> Activities:
+        """All free layers at zero (both reference codes start there)."""
+        return [like.new_zeros(like.shape[0], size) for size in sizes[1:]]
+
+    def _layer_update(
+        self,
+        params: MLPParams,
+        x_drive: torch.Tensor,
+        state: Activities,
+        n: int,
+        beta: float,
+        target: torch.Tensor | None,
+    ) -> torch.Tensor:
+        h = layer_drive(params, x_drive, state, n)
+        if beta != 0.0 and n == len(state) - 1:
+            h = h + beta * (target - state[n])
+        eps = self.step_size
+        return hard_sigmoid(h if eps == 1.0 else (1.0 - eps) * state[n] + eps * h)
+
+    def step(
+        self,
+        params: MLPParams,
+        x_drive: torch.Tensor,
+        state: Activities,
+        beta: float = 0.0,
+        target: torch.Tensor | None = None,
+    ) -> Activities:
+        """One update of every layer; differentiable (used by BPTT), never in-place."""
+        n_layers = len(state)
+        if self.update == "synchronous":
+            return [self._layer_update(params, x_drive, state, n, beta, target) for n in range(n_layers)]
+        new = list(state)
+        for parity in (0, 1):
+            for n in range(parity, n_layers, 2):
+                new[n] = self._layer_update(params, x_drive, new, n, beta, target)
+        return new
+
+    def relax(
+        self,
+        params: MLPParams,
+        x_drive: torch.Tensor,
+        state: Activities,
+        steps: int,
+        beta: float = 0.0,
+        target: torch.Tensor | None = None,
+    ) -> Activities:
+        """``steps`` updates without autograd: memory O(1) in the number of steps."""
+        with torch.no_grad():
+            for _ in range(steps):
+                state = self.step(params, x_drive, state, beta, target)
+        return state
+
+    def energy(
+        self,
+        params: MLPParams,
+        x: torch.Tensor,
+        state: Activities,
+        beta: float = 0.0,
+        target: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """F per example (shape (batch,)), the quantity the dynamics descend."""
+        f = 0.5 * sum((s**2).sum(1) for s in state) - phi(params, x, state)
+        if beta != 0.0:
+            f = f + beta * nudge_loss(state[-1], target)
+        return f
+
+
+SOLVERS = {"discrete", "continuous"}
+
+
+def make_solver(kind: str, step_size: float = 0.5, update: UpdateOrder = "synchronous") -> FixedPointSolver:
+    """``discrete`` (ε = 1) or ``continuous`` (ε = ``step_size``)."""
+    if kind == "discrete":
+        return FixedPointSolver(1.0, update)
+    if kind == "continuous":
+        return FixedPointSolver(step_size, update)
+    raise ValueError(f"unknown solver {kind!r}; choose one of {sorted(SOLVERS)}")

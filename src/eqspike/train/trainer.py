@@ -1,0 +1,385 @@
+"""The one training loop every algorithm shares.
+
+An algorithm provides a model (see :mod:`eqspike.algorithms`); the trainer owns everything else:
+data splits and batching (with a DistributedSampler, identical in 1 or N processes), per-batch
+random generators derived from (seed, epoch, batch) so that a resumed run replays exactly, the
+optimiser and schedule, gradient averaging across ranks, the divergence guard, evaluation,
+metrics, plots, checkpoints every epoch, and the run summary.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DistributedSampler
+from tqdm import tqdm
+
+from eqspike.data.datasets import TensorDataset, load_dataset
+from eqspike.errors import CheckpointError, ConfigError, DataError, DivergenceError
+from eqspike.train import distributed as dist_utils
+from eqspike.train.checkpoint import latest_checkpoint_path, load_checkpoint, save_checkpoint
+from eqspike.train.config import RunConfig, config_to_yaml
+from eqspike.train.environment import environment
+from eqspike.train.io import atomic_write_json, atomic_write_text
+from eqspike.train.metrics import MetricsLog
+
+log = logging.getLogger("eqspike")
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: TensorDataset
+    validation: TensorDataset | None
+    test: TensorDataset
+
+
+def load_splits(config: RunConfig, data_dir: str | Path | None = None) -> Splits:
+    """Train / validation / test sets as the ``data`` section describes."""
+    cfg = config.data
+    folder = data_dir or cfg.dir
+    train = load_dataset(cfg.dataset, "train", folder, cfg.download)
+    validation = None
+    if cfg.validation == "native":
+        try:
+            validation = load_dataset(cfg.dataset, "validation", folder, cfg.download)
+        except (DataError, KeyError) as exc:
+            raise ConfigError(
+                f"data.validation = 'native' but dataset {cfg.dataset!r} has no validation split; "
+                "give a number of training samples to hold out instead (e.g. 10000)."
+            ) from exc
+    elif cfg.validation > 0:
+        if cfg.validation >= len(train):
+            raise ConfigError(
+                f"data.validation = {cfg.validation} holds out the whole training set "
+                f"({len(train)} samples); choose fewer."
+            )
+        validation = train.subset(slice(len(train) - cfg.validation, None), train.name + "[val]")
+        train = train.subset(slice(0, len(train) - cfg.validation))
+    if cfg.train_subset is not None:
+        train = train.subset(slice(0, cfg.train_subset))
+    test = load_dataset(cfg.dataset, "test", folder, cfg.download)
+    if cfg.test_subset is not None:
+        test = test.subset(slice(0, cfg.test_subset))
+    return Splits(train, validation, test)
+
+
+def batch_generator(seed: int, epoch: int, batch: int) -> torch.Generator:
+    """The random stream of one batch, a pure function of (seed, epoch, batch)."""
+    state = np.random.SeedSequence([seed, epoch, batch]).generate_state(2, dtype=np.uint64)
+    return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
+
+
+def resolve_device(kind: str, ctx: dist_utils.DistContext) -> torch.device:
+    if kind == "auto":
+        kind = "cuda" if torch.cuda.is_available() else "cpu"
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("train.device = 'cuda' but no CUDA GPU is visible; use cpu or auto.")
+        return torch.device("cuda", ctx.local_rank)
+    return torch.device("cpu")
+
+
+def default_run_dir(config: RunConfig, root: str | Path = "runs") -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path(root) / f"{config.name}-{stamp}"
+
+
+class Trainer:
+    """Trains the model of ``config`` into ``run_dir`` (resuming from it if ``resume``)."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        run_dir: str | Path | None = None,
+        data_dir: str | Path | None = None,
+        resume: bool = False,
+        quiet: bool = False,
+    ) -> None:
+        from eqspike.algorithms import ALGORITHMS
+
+        self.config = config
+        self.quiet = quiet
+        self.ctx = dist_utils.init_distributed(
+            "cuda" if config.train.device == "cuda" or (config.train.device == "auto" and torch.cuda.is_available()) else "cpu"
+        )
+        self.device = resolve_device(config.train.device, self.ctx)
+        self.dtype = getattr(torch, config.train.dtype)
+        if config.train.threads:
+            torch.set_num_threads(config.train.threads)
+        world = self.ctx.world_size
+        if config.data.batch_size % world:
+            raise ConfigError(
+                f"data.batch_size = {config.data.batch_size} is not divisible by the {world} "
+                f"processes; use a multiple of {world}."
+            )
+        self.run_dir = self._agree_on_run_dir(run_dir)
+        self._setup_logging()
+
+        self.splits = load_splits(config, data_dir)
+        config.check_data(self.splits.train.n_inputs, self.splits.train.n_classes)
+        self.train_x, self.train_y = self._to_device(self.splits.train)
+
+        generator = torch.Generator().manual_seed(config.seed)
+        self.model: nn.Module = ALGORITHMS[config.algorithm].build(config, generator)
+        self.model.to(device=self.device, dtype=self.dtype)
+        self.params = [p for group in self.model.layer_parameters() for p in group]
+        self.optimizer = self._make_optimizer()
+        self.scheduler = self._make_scheduler()
+        self.metrics = MetricsLog(self.run_dir)
+        self.start_epoch = 1
+        self.elapsed_before = 0.0
+        if resume:
+            self._restore()
+        elif self.ctx.is_main:
+            self._write_run_files()
+            self._save(0, {})
+
+    # --- setup --------------------------------------------------------------------------
+
+    def _agree_on_run_dir(self, run_dir: str | Path | None) -> Path:
+        chosen = [str(run_dir or default_run_dir(self.config))]
+        if self.ctx.enabled:
+            torch.distributed.broadcast_object_list(chosen, src=0)
+        path = Path(chosen[0])
+        if self.ctx.is_main:
+            path.mkdir(parents=True, exist_ok=True)
+        dist_utils.barrier(self.ctx)
+        return path
+
+    def _setup_logging(self) -> None:
+        log.setLevel(logging.INFO)
+        log.handlers.clear()
+        log.propagate = False
+        if not self.ctx.is_main:
+            log.addHandler(logging.NullHandler())
+            return
+        console = logging.StreamHandler(sys.stderr)
+        console.setLevel(logging.WARNING if self.quiet else logging.INFO)
+        console.setFormatter(logging.Formatter("%(message)s"))
+        logfile = logging.FileHandler(self.run_dir / "train.log")
+        logfile.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(console)
+        log.addHandler(logfile)
+
+    def _to_device(self, data: TensorDataset) -> tuple[torch.Tensor, torch.Tensor]:
+        return data.x.to(self.device, self.dtype), data.y.to(self.device)
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        cfg = self.config.optimizer
+        layers = self.model.layer_parameters()
+        groups = [{"params": ps, "lr": lr} for ps, lr in zip(layers, cfg.layer_lrs(len(layers)), strict=True)]
+        if cfg.kind == "sgd":
+            return torch.optim.SGD(groups, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(groups, weight_decay=cfg.weight_decay)
+
+    def _make_scheduler(self) -> torch.optim.lr_scheduler.LRScheduler:
+        cfg = self.config.optimizer
+        if cfg.schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, self.config.train.epochs)
+        if cfg.schedule == "step":
+            return torch.optim.lr_scheduler.StepLR(self.optimizer, cfg.step_epochs, cfg.gamma)
+        return torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda _: 1.0)
+
+    def _write_run_files(self) -> None:
+        atomic_write_text(self.run_dir / "config.yaml", config_to_yaml(self.config))
+        env = environment(self.device) | {"world_size": self.ctx.world_size}
+        atomic_write_json(self.run_dir / "environment.json", env)
+
+    # --- checkpoints --------------------------------------------------------------------
+
+    def _save(self, epoch: int, row: dict[str, Any]) -> None:
+        state = {
+            "epoch": epoch,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "elapsed_s": self.elapsed_before,
+        }
+        meta = {"algorithm": self.config.algorithm, "name": self.config.name, "metrics": row}
+        save_checkpoint(
+            self.run_dir, epoch, self.model.state_dict(), state, meta, self.config.train.keep_checkpoints
+        )
+
+    def _restore(self) -> None:
+        path = latest_checkpoint_path(self.run_dir)
+        if path is None:
+            raise CheckpointError(
+                f"cannot resume {self.run_dir}: it has no checkpoints/latest; start a new run "
+                "instead (without --resume)."
+            )
+        ckpt = load_checkpoint(path, self.device)
+        self.model.load_state_dict(ckpt.weights)
+        self.optimizer.load_state_dict(ckpt.state["optimizer"])
+        self.scheduler.load_state_dict(ckpt.state["scheduler"])
+        torch.set_rng_state(ckpt.state["torch_rng"])
+        self.elapsed_before = float(ckpt.state.get("elapsed_s", 0.0))
+        self.start_epoch = ckpt.state["epoch"] + 1
+        self.metrics.load(ckpt.state["epoch"])
+        if self.ctx.is_main:
+            # A longer run (train.epochs raised with --set) keeps its config up to date.
+            atomic_write_text(self.run_dir / "config.yaml", config_to_yaml(self.config))
+        log.info("resuming %s from %s (epoch %d)", self.run_dir, path.name, ckpt.state["epoch"])
+
+    # --- training -----------------------------------------------------------------------
+
+    def _diverged(self, epoch: int, batch: int, n_batches: int, what: str) -> DivergenceError:
+        last = latest_checkpoint_path(self.run_dir)
+        message = (
+            f"training diverged at epoch {epoch}, batch {batch}/{n_batches}: {what}. "
+            f"The last good checkpoint is kept: {last}. Lower the learning rate (optimizer.lr) "
+            "or beta, then start again or resume with --resume."
+        )
+        if self.ctx.is_main:
+            atomic_write_json(self.run_dir / "summary.json", self._summary("diverged", message))
+        return DivergenceError(message)
+
+    def _check_health(self, epoch: int, batch: int, n_batches: int, loss: torch.Tensor) -> None:
+        if not torch.isfinite(loss).all():
+            raise self._diverged(epoch, batch, n_batches, "the loss is NaN or infinite")
+        for name, param in self.model.named_parameters():
+            if param.grad is not None and not torch.isfinite(param.grad).all():
+                raise self._diverged(epoch, batch, n_batches, f"non-finite update of {name}")
+
+    def _check_weights(self, epoch: int, batch: int, n_batches: int) -> None:
+        limit = self.config.train.max_abs_weight
+        for name, param in self.model.named_parameters():
+            peak = param.detach().abs().max()
+            if not torch.isfinite(peak) or peak > limit:
+                raise self._diverged(
+                    epoch, batch, n_batches,
+                    f"|{name}| reached {peak.item():.3g} (limit train.max_abs_weight = {limit:g})",
+                )
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        cfg = self.config
+        n_train = len(self.train_y)
+        sampler = DistributedSampler(
+            range(n_train), self.ctx.world_size, self.ctx.rank, shuffle=True, seed=cfg.seed
+        )
+        sampler.set_epoch(epoch)
+        indices = torch.tensor(list(sampler), device=self.device)
+        batches = indices.split(cfg.data.batch_size // self.ctx.world_size)
+        self.model.train()
+        loss_sum = correct = seen = 0.0
+        bar = tqdm(
+            batches, desc=f"epoch {epoch}/{cfg.train.epochs}", leave=False, file=sys.stderr,
+            disable=True if self.quiet or not self.ctx.is_main else None, dynamic_ncols=True,
+        )
+        start = time.perf_counter()
+        for b, idx in enumerate(bar, start=1):
+            x, y = self.train_x[idx], self.train_y[idx]
+            result = self.model.learning_step(x, y, batch_generator(cfg.seed, epoch, b))
+            dist_utils.average_gradients(self.params, self.ctx)
+            self._check_health(epoch, b, len(batches), result.loss)
+            self.optimizer.step()
+            self._check_weights(epoch, b, len(batches))
+            loss_sum += result.loss.sum().item()
+            correct += (result.output.argmax(1) == y).sum().item()
+            seen += len(y)
+            if b % 50 == 0:
+                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}")
+        seconds = time.perf_counter() - start
+        loss_sum, correct, seen = dist_utils.sum_across_ranks([loss_sum, correct, seen], self.ctx, self.device)
+        return {
+            "train_loss": loss_sum / seen,
+            "train_acc": correct / seen,
+            "epoch_seconds": seconds,
+            "train_samples_per_s": seen / seconds,
+        }
+
+    @torch.no_grad()
+    def evaluate(self, data: TensorDataset) -> dict[str, float]:
+        """Accuracy and loss on ``data``, sharded over ranks."""
+        self.model.eval()
+        idx = torch.arange(self.ctx.rank, len(data), self.ctx.world_size)
+        loss_sum = correct = 0.0
+        for chunk in idx.split(self.config.data.eval_batch_size):
+            x = data.x[chunk].to(self.device, self.dtype)
+            y = data.y[chunk].to(self.device)
+            output = self.model(x)
+            loss_sum += self.model.loss(output, y).sum().item()
+            correct += (output.argmax(1) == y).sum().item()
+        loss_sum, correct = dist_utils.sum_across_ranks([loss_sum, correct], self.ctx, self.device)
+        return {"acc": correct / len(data), "loss": loss_sum / len(data)}
+
+    def fit(self) -> dict[str, Any]:
+        """Train from ``start_epoch`` to ``train.epochs``; returns the run summary."""
+        cfg = self.config
+        if self.start_epoch == 1:
+            log.info(
+                "training %s (%s) on %s: %d train / %s validation / %d test samples -> %s",
+                cfg.name, cfg.algorithm, cfg.data.dataset, len(self.splits.train),
+                len(self.splits.validation) if self.splits.validation else 0,
+                len(self.splits.test), self.run_dir,
+            )
+        for epoch in range(self.start_epoch, cfg.train.epochs + 1):
+            row: dict[str, Any] = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"]}
+            row |= self.train_epoch(epoch)
+            self.scheduler.step()
+            self.elapsed_before += row["epoch_seconds"]
+            if self.splits.validation is not None:
+                val = self.evaluate(self.splits.validation)
+                row |= {"val_acc": val["acc"], "val_loss": val["loss"]}
+            test = self.evaluate(self.splits.test)
+            row |= {"test_acc": test["acc"], "test_loss": test["loss"]}
+            if self.ctx.is_main:
+                self._save(epoch, row)
+                self.metrics.append(row)
+                if cfg.train.plots:
+                    from eqspike.analysis.plots import plot_training_curves
+
+                    plot_training_curves(self.metrics.rows, self.run_dir / "curves.png", cfg.name)
+            dist_utils.barrier(self.ctx)
+            log.info(
+                "epoch %d/%d  loss %.4f  train %.2f%%%s  test %.2f%%  (%.1fs, %.0f samples/s)",
+                epoch, cfg.train.epochs, row["train_loss"], 100 * row["train_acc"],
+                f"  val {100 * row['val_acc']:.2f}%" if "val_acc" in row else "",
+                100 * row["test_acc"], row["epoch_seconds"], row["train_samples_per_s"],
+            )
+        summary = self._summary("completed")
+        if self.ctx.is_main:
+            atomic_write_json(self.run_dir / "summary.json", summary)
+        log.info("done: test accuracy %.2f%%, run directory %s", 100 * summary.get("test_acc", math.nan), self.run_dir)
+        return summary
+
+    def _summary(self, status: str, message: str | None = None) -> dict[str, Any]:
+        rows = self.metrics.rows
+        last = rows[-1] if rows else {}
+        summary: dict[str, Any] = {
+            "status": status,
+            "name": self.config.name,
+            "algorithm": self.config.algorithm,
+            "run_dir": str(self.run_dir),
+            "epochs": last.get("epoch", 0),
+            "test_acc": last.get("test_acc"),
+            "val_acc": last.get("val_acc"),
+            "train_acc": last.get("train_acc"),
+            "train_seconds": self.elapsed_before,
+            "train_samples_per_s": (
+                float(np.mean([r["train_samples_per_s"] for r in rows])) if rows else None
+            ),
+            "world_size": self.ctx.world_size,
+            "n_parameters": sum(p.numel() for p in self.model.parameters()),
+        }
+        if any("val_acc" in r for r in rows):
+            best = max(rows, key=lambda r: r.get("val_acc", -1))
+            summary |= {"best_val_acc": best["val_acc"], "best_val_epoch": best["epoch"]}
+        if message:
+            summary["message"] = message
+        return summary
+
+    def close(self) -> None:
+        for handler in list(log.handlers):
+            handler.close()
+            log.removeHandler(handler)
+        dist_utils.shutdown(self.ctx)
