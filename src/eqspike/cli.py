@@ -29,10 +29,16 @@ or $EQSPIKE_CACHE), else a download from the standard mirrors."""
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a config value, e.g. --set train.epochs=3 (repeatable; values are YAML)",
     )
-    parser.add_argument("--data-dir", help="folder holding <dataset>/ IDX files (else $EQSPIKE_DATA)")
+    parser.add_argument(
+        "--data-dir", help="folder holding <dataset>/ IDX files (else $EQSPIKE_DATA)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = sub.add_parser(
-        "train", help="train from a config (no config: a short Yin-Yang demo)",
+        "train",
+        help="train from a config (no config: a short Yin-Yang demo)",
         description="Train a network from a YAML config (path or shipped name, see `eqspike "
         "list`). Writes a run directory with config, metrics, curves, checkpoints and summary.",
     )
@@ -54,9 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="run directory (default: runs/<name>-<timestamp>)")
     train.add_argument("--resume", metavar="RUN", help="continue RUN from its latest checkpoint")
     train.add_argument("--quiet", action="store_true", help="only warnings and the final line")
+    train.add_argument(
+        "--stop-after-epoch",
+        type=int,
+        metavar="N",
+        help="end this session after epoch N (resume later with --resume; schedule unchanged)",
+    )
 
     evaluate = sub.add_parser(
-        "eval", help="re-evaluate a run's latest checkpoint on the test set",
+        "eval",
+        help="re-evaluate a run's latest checkpoint on the test set",
         description="Load RUN's config and latest checkpoint and measure accuracy and loss.",
     )
     evaluate.add_argument("run", help="run directory (e.g. pretrained/rate-ep-mnist)")
@@ -66,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     grad = sub.add_parser(
-        "gradcheck", help="compare EP updates with BPTT gradients (table + PNG)",
+        "gradcheck",
+        help="compare EP updates with BPTT gradients (table + PNG)",
         description="Run EP (one-sided and centred) and BPTT through the same dynamics on one "
         "batch and report, per parameter tensor, NRMSE and sign agreement per nudged step and "
         "the cosine of the final update. Uses float64.",
@@ -85,10 +100,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.resume:
         if args.config:
-            raise EqspikeError("give either a config or --resume RUN, not both (RUN has its config)")
-        summary = resume(args.resume, args.overrides, args.data_dir, args.quiet)
+            raise EqspikeError(
+                "give either a config or --resume RUN, not both (RUN has its config)"
+            )
+        summary = resume(
+            args.resume, args.overrides, args.data_dir, args.quiet, args.stop_after_epoch
+        )
     else:
-        summary = train(args.config, args.overrides, args.out, args.data_dir, args.quiet)
+        summary = train(
+            args.config, args.overrides, args.out, args.data_dir, args.quiet, args.stop_after_epoch
+        )
     if os.environ.get("RANK", "0") == "0":
         acc = summary.get("test_acc")
         print(
@@ -109,7 +130,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_gradcheck(args: argparse.Namespace) -> int:
     from eqspike.ep.gradcheck_cli import run_gradcheck
 
-    report, out = run_gradcheck(args.config, args.overrides, args.data_dir, args.batch, Path(args.out))
+    report, out = run_gradcheck(
+        args.config, args.overrides, args.data_dir, args.batch, Path(args.out)
+    )
     print(report.table())
     print(f"written: {out / 'gradcheck.json'}, {out / 'gradcheck.png'}")
     return 0
@@ -122,7 +145,10 @@ def cmd_list(_: argparse.Namespace) -> int:
 
     for name, path in shipped_configs().items():
         raw = yaml.safe_load(path.read_text())
-        first = next((ln.lstrip("# ").strip() for ln in path.read_text().splitlines() if ln.startswith("#")), "")
+        first = next(
+            (ln.lstrip("# ").strip() for ln in path.read_text().splitlines() if ln.startswith("#")),
+            "",
+        )
         print(f"{name:<28} {raw.get('algorithm', '?'):<10} {first}")
     return 0
 
@@ -138,7 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"eqspike {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; the last finished epoch is checkpointed (resume with --resume RUN)", file=sys.stderr)
+        print(
+            "interrupted; the last finished epoch is checkpointed (resume with --resume RUN)",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -28,7 +28,13 @@ def plot_training_curves(rows: list[dict[str, Any]], path: str | Path, title: st
     for key, label in (("train_acc", "train"), ("val_acc", "validation"), ("test_acc", "test")):
         values = [r.get(key) for r in rows]
         if any(v is not None for v in values):
-            ax_acc.plot(epochs, [100 * v if v is not None else None for v in values], "o-", label=label, ms=3)
+            ax_acc.plot(
+                epochs,
+                [100 * v if v is not None else None for v in values],
+                "o-",
+                label=label,
+                ms=3,
+            )
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     ax_acc.grid(alpha=0.3)
     ax_acc.legend()

@@ -60,7 +60,9 @@ def parse_idx(data: bytes, source: str = "<bytes>", expected_ndim: int | None = 
     code, ndim = data[2], data[3]
     if code not in IDX_DTYPES:
         allowed = ", ".join(f"0x{c:02X}" for c in IDX_DTYPES)
-        raise DataError(f"{source}: unknown IDX dtype code 0x{code:02X} (allowed: {allowed}). {_FIX}")
+        raise DataError(
+            f"{source}: unknown IDX dtype code 0x{code:02X} (allowed: {allowed}). {_FIX}"
+        )
     if expected_ndim is not None and ndim != expected_ndim:
         raise DataError(
             f"{source}: header says {ndim} dimensions, expected {expected_ndim} "

@@ -171,11 +171,11 @@ class BackpropThroughTime:
                 state = solver.step(live, x_drive, state)
             loss = nudge_loss(state[-1], target)
             grads = torch.autograd.grad(loss.mean(), leaves, allow_unused=True)
-        grads = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, leaves, strict=True)]
+        grads = [
+            torch.zeros_like(p) if g is None else g for g, p in zip(grads, leaves, strict=True)
+        ]
         output = state[-1].detach()
-        return EstimatorResult(
-            MLPParams(tuple(grads[:n]), tuple(grads[n:])), output, loss.detach()
-        )
+        return EstimatorResult(MLPParams(tuple(grads[:n]), tuple(grads[n:])), output, loss.detach())
 
     def trajectory(
         self,
@@ -195,20 +195,29 @@ class BackpropThroughTime:
         _, state = _free_phase(solver, params, sizes, x, phases.free_steps)
         flat = (*params.weights, *params.biases)
         n = len(params.weights)
-        deltas = [[torch.zeros_like(p, requires_grad=True) for p in flat] for _ in range(phases.nudged_steps)]
+        deltas = [
+            [torch.zeros_like(p, requires_grad=True) for p in flat]
+            for _ in range(phases.nudged_steps)
+        ]
         with torch.enable_grad():
             for delta in deltas:
                 perturbed = [p.detach() + d for p, d in zip(flat, delta, strict=True)]
                 live = MLPParams(tuple(perturbed[:n]), tuple(perturbed[n:]))
                 state = solver.step(live, input_drive(live, x), state)
             loss = nudge_loss(state[-1], target).mean()
-            per_step = torch.autograd.grad(loss, [d for delta in deltas for d in delta], allow_unused=True)
+            per_step = torch.autograd.grad(
+                loss, [d for delta in deltas for d in delta], allow_unused=True
+            )
         n_params = len(flat)
         cumulative: list[torch.Tensor] = [torch.zeros_like(p) for p in flat]
         out = []
         for k in range(phases.nudged_steps):
-            step_grads = per_step[(phases.nudged_steps - 1 - k) * n_params : (phases.nudged_steps - k) * n_params]
-            cumulative = [c if g is None else c + g for c, g in zip(cumulative, step_grads, strict=True)]
+            step_grads = per_step[
+                (phases.nudged_steps - 1 - k) * n_params : (phases.nudged_steps - k) * n_params
+            ]
+            cumulative = [
+                c if g is None else c + g for c, g in zip(cumulative, step_grads, strict=True)
+            ]
             out.append(MLPParams(tuple(cumulative[:n]), tuple(cumulative[n:])))
         return out
 

@@ -61,7 +61,12 @@ class GradcheckReport:
     beta: float
 
     def as_dict(self) -> dict[str, Any]:
-        return {"beta": self.beta, "tensors": self.tensor_names, "steps": self.steps, "variants": self.variants}
+        return {
+            "beta": self.beta,
+            "tensors": self.tensor_names,
+            "steps": self.steps,
+            "variants": self.variants,
+        }
 
     def table(self) -> str:
         lines = [f"{'variant':<12} {'tensor':<12} {'cosine':>8} {'NRMSE':>8} {'sign':>6}"]
@@ -128,7 +133,9 @@ def plot_gradcheck(report: GradcheckReport, path: str | Path) -> Path:
         for name in report.tensor_names:
             axes[0, col].plot(report.steps, data[name]["nrmse"], label=name)
             axes[1, col].plot(report.steps, data[name]["sign"], label=name)
-        axes[0, col].set(title=f"{variant} EP vs BPTT (β={report.beta:g})", ylabel="NRMSE", yscale="log")
+        axes[0, col].set(
+            title=f"{variant} EP vs BPTT (β={report.beta:g})", ylabel="NRMSE", yscale="log"
+        )
         axes[1, col].set(xlabel="nudged step k", ylabel="sign agreement", ylim=(0, 1.05))
         for ax in axes[:, col]:
             ax.grid(alpha=0.3)

@@ -34,6 +34,8 @@ def run_gradcheck(
     x, labels = train.x[:batch].double(), train.y[:batch]
     report = gradcheck(network, x, labels, config.estimator.beta)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "gradcheck.json", {"config": config_name, "overrides": overrides, **report.as_dict()})
+    atomic_write_json(
+        out / "gradcheck.json", {"config": config_name, "overrides": overrides, **report.as_dict()}
+    )
     plot_gradcheck(report, out / "gradcheck.png")
     return report, out

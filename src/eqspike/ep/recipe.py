@@ -80,4 +80,6 @@ def build_rate_ep(config: RateEPConfig, generator: torch.Generator) -> EPNetwork
     estimator = make_estimator(
         config.estimator.kind, config.estimator.beta, config.estimator.bptt_truncate
     )
-    return EPNetwork(energy, solver, estimator, Phases(config.solver.free_steps, config.solver.nudged_steps))
+    return EPNetwork(
+        energy, solver, estimator, Phases(config.solver.free_steps, config.solver.nudged_steps)
+    )

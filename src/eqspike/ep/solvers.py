@@ -47,7 +47,9 @@ class FixedPointSolver:
         if not 0.0 < self.step_size <= 1.0:
             raise ValueError(f"solver step_size must be in (0, 1], got {self.step_size}")
         if self.update not in ("synchronous", "asynchronous"):
-            raise ValueError(f"solver update must be synchronous or asynchronous, got {self.update!r}")
+            raise ValueError(
+                f"solver update must be synchronous or asynchronous, got {self.update!r}"
+            )
 
     def init_state(self, sizes: list[int], like: torch.Tensor) -> Activities:
         """All free layers at zero (both reference codes start there)."""
@@ -79,7 +81,9 @@ class FixedPointSolver:
         """One update of every layer; differentiable (used by BPTT), never in-place."""
         n_layers = len(state)
         if self.update == "synchronous":
-            return [self._layer_update(params, x_drive, state, n, beta, target) for n in range(n_layers)]
+            return [
+                self._layer_update(params, x_drive, state, n, beta, target) for n in range(n_layers)
+            ]
         new = list(state)
         for parity in (0, 1):
             for n in range(parity, n_layers, 2):
@@ -119,7 +123,9 @@ class FixedPointSolver:
 SOLVERS = {"discrete", "continuous"}
 
 
-def make_solver(kind: str, step_size: float = 0.5, update: UpdateOrder = "synchronous") -> FixedPointSolver:
+def make_solver(
+    kind: str, step_size: float = 0.5, update: UpdateOrder = "synchronous"
+) -> FixedPointSolver:
     """``discrete`` (ε = 1) or ``continuous`` (ε = ``step_size``)."""
     if kind == "discrete":
         return FixedPointSolver(1.0, update)

@@ -16,7 +16,9 @@ from eqspike.train.config import RunConfig, apply_overrides, load_config, valida
 from eqspike.train.trainer import Trainer
 
 
-def _as_config(config: RunConfig | dict | str | Path | None, overrides: list[str] | None) -> RunConfig:
+def _as_config(
+    config: RunConfig | dict | str | Path | None, overrides: list[str] | None
+) -> RunConfig:
     if isinstance(config, RunConfig):
         if overrides:
             return validate_config(apply_overrides(config.model_dump(mode="json"), overrides))
@@ -32,11 +34,12 @@ def train(
     run_dir: str | Path | None = None,
     data_dir: str | Path | None = None,
     quiet: bool = False,
+    stop_after_epoch: int | None = None,
 ) -> dict[str, Any]:
     """Train a run from a config (object, dict, YAML path or shipped name; None = the demo)."""
     trainer = Trainer(_as_config(config, overrides), run_dir, data_dir, resume=False, quiet=quiet)
     try:
-        return trainer.fit()
+        return trainer.fit(stop_after_epoch)
     finally:
         trainer.close()
 
@@ -45,7 +48,9 @@ def read_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> 
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise CheckpointError(f"{run_dir} is not a run directory (no config.yaml).")
-    return validate_config(apply_overrides(yaml.safe_load(path.read_text()), list(overrides or [])), str(path))
+    return validate_config(
+        apply_overrides(yaml.safe_load(path.read_text()), list(overrides or [])), str(path)
+    )
 
 
 def resume(
@@ -53,11 +58,14 @@ def resume(
     overrides: list[str] | None = None,
     data_dir: str | Path | None = None,
     quiet: bool = False,
+    stop_after_epoch: int | None = None,
 ) -> dict[str, Any]:
     """Continue a run from its latest checkpoint (``overrides`` may raise ``train.epochs``)."""
-    trainer = Trainer(read_run_config(run_dir, overrides), run_dir, data_dir, resume=True, quiet=quiet)
+    trainer = Trainer(
+        read_run_config(run_dir, overrides), run_dir, data_dir, resume=True, quiet=quiet
+    )
     try:
-        return trainer.fit()
+        return trainer.fit(stop_after_epoch)
     finally:
         trainer.close()
 

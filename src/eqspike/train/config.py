@@ -28,9 +28,13 @@ class DataConfig(StrictModel):
     """Which dataset, where it lives, and how it is split and batched."""
 
     dataset: Literal["mnist", "fashion_mnist", "yinyang"] = "yinyang"
-    dir: str | None = Field(None, description="folder holding <dataset>/ files (else EQSPIKE_DATA, cache)")
+    dir: str | None = Field(
+        None, description="folder holding <dataset>/ files (else EQSPIKE_DATA, cache)"
+    )
     download: bool = Field(True, description="download into the cache when the files are missing")
-    train_subset: int | None = Field(None, gt=0, description="use only the first N training samples")
+    train_subset: int | None = Field(
+        None, gt=0, description="use only the first N training samples"
+    )
     validation: int | Literal["native"] = Field(
         0, description="hold out the last N training samples, or use the dataset's own split"
     )
@@ -170,7 +174,9 @@ def validate_config(raw: dict[str, Any], source: str = "config") -> RunConfig:
     from eqspike.algorithms import ALGORITHMS
 
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: a config must be a mapping of sections, got {type(raw).__name__}")
+        raise ConfigError(
+            f"{source}: a config must be a mapping of sections, got {type(raw).__name__}"
+        )
     algorithm = raw.get("algorithm")
     if algorithm not in ALGORITHMS:
         raise ConfigError(
@@ -183,7 +189,9 @@ def validate_config(raw: dict[str, Any], source: str = "config") -> RunConfig:
         raise ConfigError(format_validation_error(exc, schema, raw, source)) from None
 
 
-def load_config(name_or_path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+def load_config(
+    name_or_path: str | Path | None = None, overrides: list[str] | None = None
+) -> RunConfig:
     """Read a YAML config (file or shipped name), apply overrides, validate."""
     path = resolve_config_path(name_or_path)
     try:

@@ -13,7 +13,9 @@ from eqspike.train.trainer import load_splits
 
 
 @torch.no_grad()
-def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: str | Path | None = None) -> dict[str, Any]:
+def evaluate_run(
+    run_dir: str | Path, split: str = "test", data_dir: str | Path | None = None
+) -> dict[str, Any]:
     """Accuracy and loss of ``run_dir``'s latest checkpoint on ``split``."""
     run = load(run_dir)
     splits = load_splits(run.config, data_dir)

@@ -22,12 +22,10 @@ class MetricsLog:
     def load(self, up_to_epoch: int) -> None:
         """Read existing rows (on resume), dropping epochs after the checkpoint."""
         if self.jsonl.is_file():
-            rows = [json.loads(line) for line in self.jsonl.read_text().splitlines() if line.strip()]
+            rows = [
+                json.loads(line) for line in self.jsonl.read_text().splitlines() if line.strip()
+            ]
             self.rows = [r for r in rows if r.get("epoch", 0) <= up_to_epoch]
-
-    def append(self, row: dict[str, Any]) -> None:
-        self.rows.append(row)
-        self.write()
 
     def write(self) -> None:
         atomic_write_text(self.jsonl, "".join(json.dumps(r) + "\n" for r in self.rows))

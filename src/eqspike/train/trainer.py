@@ -110,7 +110,10 @@ class Trainer:
         self.config = config
         self.quiet = quiet
         self.ctx = dist_utils.init_distributed(
-            "cuda" if config.train.device == "cuda" or (config.train.device == "auto" and torch.cuda.is_available()) else "cpu"
+            "cuda"
+            if config.train.device == "cuda"
+            or (config.train.device == "auto" and torch.cuda.is_available())
+            else "cpu"
         )
         self.device = resolve_device(config.train.device, self.ctx)
         self.dtype = getattr(torch, config.train.dtype)
@@ -177,7 +180,10 @@ class Trainer:
     def _make_optimizer(self) -> torch.optim.Optimizer:
         cfg = self.config.optimizer
         layers = self.model.layer_parameters()
-        groups = [{"params": ps, "lr": lr} for ps, lr in zip(layers, cfg.layer_lrs(len(layers)), strict=True)]
+        groups = [
+            {"params": ps, "lr": lr}
+            for ps, lr in zip(layers, cfg.layer_lrs(len(layers)), strict=True)
+        ]
         if cfg.kind == "sgd":
             return torch.optim.SGD(groups, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         return torch.optim.Adam(groups, weight_decay=cfg.weight_decay)
@@ -185,7 +191,9 @@ class Trainer:
     def _make_scheduler(self) -> torch.optim.lr_scheduler.LRScheduler:
         cfg = self.config.optimizer
         if cfg.schedule == "cosine":
-            return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, self.config.train.epochs)
+            return torch.optim.lr_scheduler.CosineAnnealingLR(
+                self.optimizer, self.config.train.epochs
+            )
         if cfg.schedule == "step":
             return torch.optim.lr_scheduler.StepLR(self.optimizer, cfg.step_epochs, cfg.gamma)
         return torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda _: 1.0)
@@ -207,7 +215,12 @@ class Trainer:
         }
         meta = {"algorithm": self.config.algorithm, "name": self.config.name, "metrics": row}
         save_checkpoint(
-            self.run_dir, epoch, self.model.state_dict(), state, meta, self.config.train.keep_checkpoints
+            self.run_dir,
+            epoch,
+            self.model.state_dict(),
+            state,
+            meta,
+            self.config.train.keep_checkpoints,
         )
 
     def _restore(self) -> None:
@@ -256,7 +269,9 @@ class Trainer:
             peak = param.detach().abs().max()
             if not torch.isfinite(peak) or peak > limit:
                 raise self._diverged(
-                    epoch, batch, n_batches,
+                    epoch,
+                    batch,
+                    n_batches,
                     f"|{name}| reached {peak.item():.3g} (limit train.max_abs_weight = {limit:g})",
                 )
 
@@ -272,8 +287,12 @@ class Trainer:
         self.model.train()
         loss_sum = correct = seen = 0.0
         bar = tqdm(
-            batches, desc=f"epoch {epoch}/{cfg.train.epochs}", leave=False, file=sys.stderr,
-            disable=True if self.quiet or not self.ctx.is_main else None, dynamic_ncols=True,
+            batches,
+            desc=f"epoch {epoch}/{cfg.train.epochs}",
+            leave=False,
+            file=sys.stderr,
+            disable=True if self.quiet or not self.ctx.is_main else None,
+            dynamic_ncols=True,
         )
         start = time.perf_counter()
         for b, idx in enumerate(bar, start=1):
@@ -289,7 +308,9 @@ class Trainer:
             if b % 50 == 0:
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}")
         seconds = time.perf_counter() - start
-        loss_sum, correct, seen = dist_utils.sum_across_ranks([loss_sum, correct, seen], self.ctx, self.device)
+        loss_sum, correct, seen = dist_utils.sum_across_ranks(
+            [loss_sum, correct, seen], self.ctx, self.device
+        )
         return {
             "train_loss": loss_sum / seen,
             "train_acc": correct / seen,
@@ -312,17 +333,26 @@ class Trainer:
         loss_sum, correct = dist_utils.sum_across_ranks([loss_sum, correct], self.ctx, self.device)
         return {"acc": correct / len(data), "loss": loss_sum / len(data)}
 
-    def fit(self) -> dict[str, Any]:
-        """Train from ``start_epoch`` to ``train.epochs``; returns the run summary."""
+    def fit(self, stop_after_epoch: int | None = None) -> dict[str, Any]:
+        """Train from ``start_epoch`` to ``train.epochs``; returns the run summary.
+
+        ``stop_after_epoch`` ends this session early (status ``stopped``, resumable), e.g. to
+        split a long run across sessions without changing its schedule.
+        """
         cfg = self.config
+        last_epoch = min(cfg.train.epochs, stop_after_epoch or cfg.train.epochs)
         if self.start_epoch == 1:
             log.info(
                 "training %s (%s) on %s: %d train / %s validation / %d test samples -> %s",
-                cfg.name, cfg.algorithm, cfg.data.dataset, len(self.splits.train),
+                cfg.name,
+                cfg.algorithm,
+                cfg.data.dataset,
+                len(self.splits.train),
                 len(self.splits.validation) if self.splits.validation else 0,
-                len(self.splits.test), self.run_dir,
+                len(self.splits.test),
+                self.run_dir,
             )
-        for epoch in range(self.start_epoch, cfg.train.epochs + 1):
+        for epoch in range(self.start_epoch, last_epoch + 1):
             row: dict[str, Any] = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"]}
             row |= self.train_epoch(epoch)
             self.scheduler.step()
@@ -332,9 +362,10 @@ class Trainer:
                 row |= {"val_acc": val["acc"], "val_loss": val["loss"]}
             test = self.evaluate(self.splits.test)
             row |= {"test_acc": test["acc"], "test_loss": test["loss"]}
+            self.metrics.rows.append(row)  # every rank keeps the history; rank 0 writes it
             if self.ctx.is_main:
                 self._save(epoch, row)
-                self.metrics.append(row)
+                self.metrics.write()
                 if cfg.train.plots:
                     from eqspike.analysis.plots import plot_training_curves
 
@@ -342,14 +373,23 @@ class Trainer:
             dist_utils.barrier(self.ctx)
             log.info(
                 "epoch %d/%d  loss %.4f  train %.2f%%%s  test %.2f%%  (%.1fs, %.0f samples/s)",
-                epoch, cfg.train.epochs, row["train_loss"], 100 * row["train_acc"],
+                epoch,
+                cfg.train.epochs,
+                row["train_loss"],
+                100 * row["train_acc"],
                 f"  val {100 * row['val_acc']:.2f}%" if "val_acc" in row else "",
-                100 * row["test_acc"], row["epoch_seconds"], row["train_samples_per_s"],
+                100 * row["test_acc"],
+                row["epoch_seconds"],
+                row["train_samples_per_s"],
             )
-        summary = self._summary("completed")
+        summary = self._summary("completed" if last_epoch == cfg.train.epochs else "stopped")
         if self.ctx.is_main:
             atomic_write_json(self.run_dir / "summary.json", summary)
-        log.info("done: test accuracy %.2f%%, run directory %s", 100 * summary.get("test_acc", math.nan), self.run_dir)
+        log.info(
+            "done: test accuracy %.2f%%, run directory %s",
+            100 * summary.get("test_acc", math.nan),
+            self.run_dir,
+        )
         return summary
 
     def _summary(self, status: str, message: str | None = None) -> dict[str, Any]:

@@ -1,0 +1,84 @@
+"""Shared by the benchmark scripts: record a result JSON and refresh BENCHMARKS.md's table.
+
+Benchmarks are not tests: they measure accuracy, speed and memory on this machine and write
+``benchmarks/results/<name>.json`` = {name, command, date, machine, metrics, notes}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from eqspike.train.environment import cpu_model
+from eqspike.train.io import atomic_write_json, atomic_write_text
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+MARK_BEGIN, MARK_END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def record(
+    name: str, metrics: dict[str, Any], notes: str = "", targets: dict | None = None
+) -> Path:
+    """Write results/<name>.json and refresh the table in BENCHMARKS.md."""
+    result = {
+        "name": name,
+        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "metrics": metrics,
+        "targets": targets or {},
+        "notes": notes,
+    }
+    path = RESULTS / f"{name}.json"
+    atomic_write_json(path, result)
+    refresh_table()
+    return path
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_fmt(v) for v in value[:8]) + (", …]" if len(value) > 8 else "]")
+    return str(value)
+
+
+def refresh_table() -> None:
+    """Rebuild the results table between the markers of BENCHMARKS.md from results/*.json."""
+    rows = ["| benchmark | metric | value | target | date | command |", "|---|---|---|---|---|---|"]
+    for path in sorted(RESULTS.glob("*.json")):
+        data = json.loads(path.read_text())
+        for key, value in data["metrics"].items():
+            target = data.get("targets", {}).get(key, "")
+            rows.append(
+                f"| {data['name']} | `{key}` | {_fmt(value)} | {target} | {data['date'][:10]} "
+                f"| `{data['command']}` |"
+            )
+    md = ROOT / "BENCHMARKS.md"
+    text = md.read_text() if md.exists() else f"# Benchmarks\n\n{MARK_BEGIN}\n{MARK_END}\n"
+    if MARK_BEGIN not in text:
+        text += f"\n{MARK_BEGIN}\n{MARK_END}\n"
+    head, _, rest = text.partition(MARK_BEGIN)
+    _, _, tail = rest.partition(MARK_END)
+    atomic_write_text(md, head + MARK_BEGIN + "\n" + "\n".join(rows) + "\n" + MARK_END + tail)

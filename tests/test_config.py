@@ -1,0 +1,57 @@
+import pytest
+
+from eqspike.errors import ConfigError
+from eqspike.train.config import load_config, parse_override, shipped_configs, validate_config
+
+
+@pytest.mark.parametrize("name", sorted(shipped_configs()))
+def test_every_shipped_config_validates(name):
+    config = load_config(name)
+    assert config.name and config.train.epochs > 0
+
+
+def test_default_is_the_demo():
+    assert load_config(None).data.dataset == "yinyang"
+
+
+def test_unknown_key_names_key_and_allowed_keys():
+    with pytest.raises(ConfigError) as info:
+        load_config("demo/yinyang", ["solver.free_stepz=3"])
+    msg = str(info.value)
+    assert "solver.free_stepz" in msg and "free_steps" in msg and "nudged_steps" in msg
+
+
+def test_bad_value_names_key_value_and_allowed():
+    with pytest.raises(ConfigError, match=r"solver.kind' = 'foo'.*'discrete' or 'continuous'"):
+        load_config("demo/yinyang", ["solver.kind=foo"])
+    with pytest.raises(ConfigError, match=r"estimator.beta' = 0.*greater than 0"):
+        load_config("demo/yinyang", ["estimator.beta=0"])
+    with pytest.raises(ConfigError, match=r"algorithm.*allowed: rate_ep"):
+        validate_config({"algorithm": "nope"})
+
+
+def test_learning_rates_must_match_layers():
+    with pytest.raises(
+        ConfigError, match="optimizer.lr has 3 values but the network has 1 weight layers"
+    ):
+        load_config("demo/yinyang", ["model.layers=[4,3]", "optimizer.lr=[0.1,0.2,0.3]"])
+
+
+def test_layers_must_fit_data():
+    config = load_config("demo/yinyang", ["model.layers=[5,10,3]"])
+    with pytest.raises(ConfigError, match=r"use model.layers = \[4, 10, 3\]"):
+        config.check_data(4, 3)
+
+
+def test_overrides_parse_yaml_values():
+    assert parse_override("optimizer.lr=[0.1, 0.05]") == (["optimizer", "lr"], [0.1, 0.05])
+    assert parse_override("train.epochs=3") == (["train", "epochs"], 3)
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_override("train.epochs")
+    with pytest.raises(ConfigError, match="is a value, not a section"):
+        load_config("demo/yinyang", ["seed.x=1"])
+
+
+def test_unknown_config_name_lists_shipped():
+    with pytest.raises(ConfigError, match="demo/yinyang"):
+        load_config("no/such")

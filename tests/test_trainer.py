@@ -1,0 +1,187 @@
+"""The shared trainer: learning, checkpoints, exact resume, divergence, CLI, data parallel."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import eqspike
+from eqspike.cli import main
+from eqspike.errors import DivergenceError
+from eqspike.train.checkpoint import latest_checkpoint_path
+
+QUICK = ["data.train_subset=400", "data.test_subset=200", "train.plots=false"]
+
+
+def weights(run_dir):
+    return load_file(str(latest_checkpoint_path(Path(run_dir)) / "weights.safetensors"))
+
+
+def test_default_demo_learns_yinyang(tmp_path):
+    summary = eqspike.train(None, ["train.epochs=12"], tmp_path / "run", quiet=True)
+    assert summary["status"] == "completed"
+    assert summary["test_acc"] > 0.90
+    run = Path(summary["run_dir"])
+    for name in (
+        "config.yaml",
+        "environment.json",
+        "metrics.jsonl",
+        "metrics.csv",
+        "curves.png",
+        "summary.json",
+        "train.log",
+    ):
+        assert (run / name).is_file(), name
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == list(range(1, 13))
+    assert rows[-1]["test_acc"] == summary["test_acc"]
+
+
+def test_resume_gives_exactly_the_uninterrupted_weights(tmp_path):
+    opts = [*QUICK, "optimizer.kind=adam", "estimator.kind=random_sign"]
+    eqspike.train(None, [*opts, "train.epochs=4"], tmp_path / "full", quiet=True)
+    stopped = eqspike.train(
+        None, [*opts, "train.epochs=4"], tmp_path / "split", quiet=True, stop_after_epoch=2
+    )
+    assert stopped["status"] == "stopped" and stopped["epochs"] == 2
+    eqspike.resume(tmp_path / "split", quiet=True)
+    full, split = weights(tmp_path / "full"), weights(tmp_path / "split")
+    assert full.keys() == split.keys()
+    for key in full:
+        assert torch.equal(full[key], split[key]), key
+    rows = (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["epoch"] for r in rows] == [1, 2, 3, 4]
+
+
+def test_checkpoints_are_complete_and_pruned(tmp_path):
+    eqspike.train(
+        None, [*QUICK, "train.epochs=3", "train.keep_checkpoints=2"], tmp_path / "r", quiet=True
+    )
+    root = tmp_path / "r" / "checkpoints"
+    assert sorted(p.name for p in root.iterdir()) == ["epoch-0002", "epoch-0003", "latest"]
+    meta = json.loads((root / "epoch-0003" / "meta.json").read_text())
+    assert meta["epoch"] == 3 and "test_acc" in meta["metrics"]
+    assert not list(root.glob(".*"))  # no temp folders left behind
+
+
+def test_divergence_stops_with_message_and_keeps_last_good_checkpoint(tmp_path):
+    opts = [
+        *QUICK,
+        "optimizer.kind=sgd",
+        "optimizer.lr=1e6",
+        "train.max_abs_weight=50",
+        "train.epochs=3",
+    ]
+    with pytest.raises(
+        DivergenceError, match=r"diverged at epoch 1, batch \d+/20.*reached.*max_abs_weight"
+    ) as info:
+        eqspike.train(None, opts, tmp_path / "r", quiet=True)
+    assert "epoch-0000" in str(info.value)
+    assert latest_checkpoint_path(tmp_path / "r").name == "epoch-0000"
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["status"] == "diverged"
+
+
+def test_cli_train_eval_and_errors(tmp_path, capsys):
+    assert (
+        main(
+            [
+                "train",
+                "--set",
+                "train.epochs=1",
+                *sum((["--set", o] for o in QUICK), []),
+                "--out",
+                str(tmp_path / "r"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert "test accuracy" in capsys.readouterr().out
+    assert main(["eval", str(tmp_path / "r")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["accuracy"] == result["recorded_accuracy"]
+    assert main(["train", "--set", "solver.kind=magic"]) == 2
+    assert "solver.kind" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "missing")]) == 2
+    assert main(["train", "--resume", str(tmp_path / "missing")]) == 2
+
+
+def test_cli_gradcheck(tmp_path, capsys):
+    assert (
+        main(
+            [
+                "gradcheck",
+                "demo/yinyang",
+                "--set",
+                "estimator.beta=0.001",
+                "--batch",
+                "8",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
+    data = json.loads((tmp_path / "gradcheck.json").read_text())
+    assert data["variants"]["centered"]["mean_cosine"] > 0.99
+    assert (tmp_path / "gradcheck.png").is_file()
+
+
+def test_short_mnist_subset_run_learns(tmp_path, mnist_root):
+    summary = eqspike.train(
+        "rate_ep/mnist",
+        [
+            "data.train_subset=3000",
+            "data.validation=0",
+            "data.test_subset=1000",
+            "train.epochs=4",
+            "model.layers=[784,100,10]",
+            "train.plots=false",
+        ],
+        tmp_path / "r",
+        data_dir=mnist_root,
+        quiet=True,
+    )
+    assert summary["test_acc"] > 0.85
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="torchrun with gloo tested on Linux")
+def test_two_process_torchrun_equals_single_process(tmp_path):
+    opts = [
+        *QUICK,
+        "train.epochs=2",
+        "data.batch_size=20",
+        "train.dtype=float64",
+        "optimizer.kind=adam",
+        "estimator.kind=random_sign",
+    ]
+    sets = sum((["--set", o] for o in opts), [])
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "eqspike.cli",
+        "train",
+        *sets,
+        "--out",
+        str(tmp_path / "ddp"),
+        "--quiet",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    eqspike.train(None, opts, tmp_path / "single", quiet=True)
+    ddp, single = weights(tmp_path / "ddp"), weights(tmp_path / "single")
+    for key in single:
+        torch.testing.assert_close(ddp[key], single[key], rtol=1e-9, atol=1e-11)
+    env_info = json.loads((tmp_path / "ddp" / "environment.json").read_text())
+    assert env_info["world_size"] == 2
