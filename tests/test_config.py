@@ -32,7 +32,7 @@ def test_bad_value_names_key_value_and_allowed():
 
 def test_learning_rates_must_match_layers():
     with pytest.raises(
-        ConfigError, match="optimizer.lr has 3 values but the network has 1 weight layers"
+        ConfigError, match=r"optimizer.lr has 3 values but the network has 1 weight layers"
     ):
         load_config("demo/yinyang", ["model.layers=[4,3]", "optimizer.lr=[0.1,0.2,0.3]"])
 

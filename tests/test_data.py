@@ -46,7 +46,7 @@ def test_idx_bad_magic_and_dtype_and_ndim():
         parse_idx(b"\x01\x02\x08\x01\x00\x00\x00\x01\x00", "f")
     with pytest.raises(DataError, match="unknown IDX dtype code 0x07"):
         parse_idx(b"\x00\x00\x07\x01\x00\x00\x00\x01\x00", "f")
-    with pytest.raises(DataError, match="header says 1 dimensions, expected 3.*mislabelled"):
+    with pytest.raises(DataError, match=r"header says 1 dimensions, expected 3.*mislabelled"):
         parse_idx(idx_bytes(np.zeros(5, dtype=np.uint8)), "labels-as-images", expected_ndim=3)
 
 
@@ -72,7 +72,7 @@ def test_mismatched_image_label_counts(tmp_path):
     for prefix in ("train", "t10k"):
         (folder / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(images))
         (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels))
-    with pytest.raises(DataError, match="3 images but .* 2 labels"):
+    with pytest.raises(DataError, match=r"3 images but .* 2 labels"):
         load_dataset("mnist", "train", tmp_path, download=False)
 
 

@@ -94,7 +94,7 @@ def test_cli_train_eval_and_errors(tmp_path, capsys):
                 "train",
                 "--set",
                 "train.epochs=1",
-                *sum((["--set", o] for o in QUICK), []),
+                *[arg for o in QUICK for arg in ("--set", o)],
                 "--out",
                 str(tmp_path / "r"),
                 "--quiet",
@@ -161,7 +161,7 @@ def test_two_process_torchrun_equals_single_process(tmp_path):
         "optimizer.kind=adam",
         "estimator.kind=random_sign",
     ]
-    sets = sum((["--set", o] for o in opts), [])
+    sets = [arg for o in opts for arg in ("--set", o)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [
         sys.executable,

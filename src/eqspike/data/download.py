@@ -145,7 +145,7 @@ def _how_to_provide(dataset: RemoteDataset) -> str:
     names = ", ".join(f.name for f in dataset.files)
     return (
         f"Provide the {dataset.folder} files ({names}) in one of three ways:\n"
-        f"  1. pass --data-dir DIR (or data.dir in the config) where DIR/{dataset.folder}/ holds them;\n"
+        f"  1. pass --data-dir DIR (or data.dir in a config) with DIR/{dataset.folder}/ in it;\n"
         f"  2. set {DATA_ENV}=DIR with the same layout;\n"
         f"  3. go online once: they are downloaded into {cache_dir() / dataset.folder} "
         f"(change with {CACHE_ENV})."
