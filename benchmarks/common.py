@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
+from eqspike.io import atomic_write_json, atomic_write_text
 from eqspike.train.environment import cpu_model
-from eqspike.train.io import atomic_write_json, atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"

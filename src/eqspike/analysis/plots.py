@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 
 def save_figure(fig: Any, path: str | Path) -> Path:
     """Save atomically-enough (temp name then rename) and close."""
-    from eqspike.train.io import atomic_write
+    from eqspike.io import atomic_write
 
     path = Path(path)
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png"))

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from eqspike.data.idx import read_idx_bytes
 from eqspike.errors import DataError
+from eqspike.io import current_umask
 
 DATA_ENV = "EQSPIKE_DATA"
 CACHE_ENV = "EQSPIKE_CACHE"
@@ -192,6 +193,7 @@ def _fetch_verified(url: str, final: Path, remote: RemoteFile) -> None:
                 f"checksum mismatch (decompressed SHA-256 {digest}, expected "
                 f"{remote.sha256_decompressed})"
             )
+        tmp.chmod(0o666 & ~current_umask())
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)

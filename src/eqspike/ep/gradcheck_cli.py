@@ -8,8 +8,8 @@ import torch
 
 from eqspike.ep.gradcheck import GradcheckReport, gradcheck, plot_gradcheck
 from eqspike.errors import ConfigError
+from eqspike.io import atomic_write_json
 from eqspike.train.config import load_config
-from eqspike.train.io import atomic_write_json
 from eqspike.train.trainer import load_splits
 
 

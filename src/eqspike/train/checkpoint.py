@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from eqspike.errors import CheckpointError
-from eqspike.train.io import atomic_write_json, atomic_write_text
+from eqspike.io import atomic_write_json, atomic_write_text, current_umask
 
 WEIGHTS, STATE, META, LATEST = "weights.safetensors", "state.pt", "meta.json", "latest"
 
@@ -50,6 +50,7 @@ def save_checkpoint(
     name = f"epoch-{epoch:04d}"
     final = root / name
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}."))
+    tmp.chmod(0o777 & ~current_umask())
     try:
         tensors = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
         save_file(tensors, str(tmp / WEIGHTS), metadata={"epoch": str(epoch)})

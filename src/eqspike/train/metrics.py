@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from eqspike.train.io import atomic_write_text
+from eqspike.io import atomic_write_text
 
 
 class MetricsLog:

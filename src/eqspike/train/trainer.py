@@ -26,11 +26,11 @@ from tqdm import tqdm
 
 from eqspike.data.datasets import TensorDataset, load_dataset
 from eqspike.errors import CheckpointError, ConfigError, DataError, DivergenceError
+from eqspike.io import atomic_write_json, atomic_write_text
 from eqspike.train import distributed as dist_utils
 from eqspike.train.checkpoint import latest_checkpoint_path, load_checkpoint, save_checkpoint
 from eqspike.train.config import RunConfig, config_to_yaml
 from eqspike.train.environment import environment
-from eqspike.train.io import atomic_write_json, atomic_write_text
 from eqspike.train.metrics import MetricsLog
 
 log = logging.getLogger("eqspike")
