@@ -51,7 +51,7 @@ class Phases:
     nudged_steps: int
 
 
-def _free_phase(
+def free_phase(
     solver: FixedPointSolver, params: MLPParams, sizes: list[int], x: torch.Tensor, steps: int
 ) -> tuple[torch.Tensor, Activities]:
     x_drive = input_drive(params, x).detach()
@@ -97,7 +97,7 @@ class EquilibriumPropagation:
         generator: torch.Generator | None,
         record: bool,
     ):
-        x_drive, free = _free_phase(solver, params, sizes, x, phases.free_steps)
+        x_drive, free = free_phase(solver, params, sizes, x, phases.free_steps)
         beta_a, beta_b = self._signed_betas(generator)
         scale = -1.0 / (beta_a - beta_b)
         state_a, state_b = free, free
@@ -164,7 +164,7 @@ class BackpropThroughTime:
         leaves = [p.detach().requires_grad_(True) for p in (*params.weights, *params.biases)]
         n = len(params.weights)
         live = MLPParams(tuple(leaves[:n]), tuple(leaves[n:]))
-        _, state = _free_phase(solver, params, sizes, x, steps - graph_steps)
+        _, state = free_phase(solver, params, sizes, x, steps - graph_steps)
         with torch.enable_grad():
             x_drive = input_drive(live, x)
             for _ in range(graph_steps):
@@ -192,7 +192,7 @@ class BackpropThroughTime:
         Each of the K steps gets its own zero perturbation δ_t of θ, so ∂L/∂δ_t is the gradient
         contribution of step t; the k-step truncation is the sum over the last k of them.
         """
-        _, state = _free_phase(solver, params, sizes, x, phases.free_steps)
+        _, state = free_phase(solver, params, sizes, x, phases.free_steps)
         flat = (*params.weights, *params.biases)
         n = len(params.weights)
         deltas = [

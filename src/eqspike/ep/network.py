@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from eqspike.ep.energy import HopfieldMLP
-from eqspike.ep.estimators import EstimatorResult, Phases, _free_phase
+from eqspike.ep.estimators import EstimatorResult, Phases, free_phase
 from eqspike.ep.solvers import FixedPointSolver, nudge_loss
 
 
@@ -47,7 +47,7 @@ class EPNetwork(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Free-phase output activities, shape (batch, n_out)."""
         x = self._flat_input(x)
-        _, state = _free_phase(
+        _, state = free_phase(
             self.solver, self.energy.params(), self.sizes, x, self.phases.free_steps
         )
         return state[-1]

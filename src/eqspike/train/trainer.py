@@ -79,14 +79,13 @@ def batch_generator(seed: int, epoch: int, batch: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
 
 
-def resolve_device(kind: str, ctx: dist_utils.DistContext) -> torch.device:
+def resolve_device_type(kind: str) -> str:
+    """``cpu``, ``cuda`` or ``auto`` (cuda when a GPU is visible) -> ``cpu`` or ``cuda``."""
     if kind == "auto":
-        kind = "cuda" if torch.cuda.is_available() else "cpu"
-    if kind == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError("train.device = 'cuda' but no CUDA GPU is visible; use cpu or auto.")
-        return torch.device("cuda", ctx.local_rank)
-    return torch.device("cpu")
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device = 'cuda' but no CUDA GPU is visible; use cpu or auto.")
+    return kind
 
 
 def default_run_dir(config: RunConfig, root: str | Path = "runs") -> Path:
@@ -109,13 +108,13 @@ class Trainer:
 
         self.config = config
         self.quiet = quiet
-        self.ctx = dist_utils.init_distributed(
-            "cuda"
-            if config.train.device == "cuda"
-            or (config.train.device == "auto" and torch.cuda.is_available())
-            else "cpu"
+        device_type = resolve_device_type(config.train.device)
+        self.ctx = dist_utils.init_distributed(device_type)
+        self.device = (
+            torch.device("cuda", self.ctx.local_rank)
+            if device_type == "cuda"
+            else torch.device("cpu")
         )
-        self.device = resolve_device(config.train.device, self.ctx)
         self.dtype = getattr(torch, config.train.dtype)
         if config.train.threads:
             torch.set_num_threads(config.train.threads)
