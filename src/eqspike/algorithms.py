@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from eqspike.ep.recipe import RateEPConfig, build_rate_ep
+from eqspike.ep.recipe import EqSpikeConfig, RateEPConfig, build_eqspike, build_rate_ep
 from eqspike.train.config import RunConfig
 
 
@@ -30,5 +30,10 @@ ALGORITHMS: dict[str, Algorithm] = {
         RateEPConfig,
         build_rate_ep,  # type: ignore[arg-type]
         "rate-based Equilibrium Propagation on a layered Hopfield network",
+    ),
+    "eqspike": Algorithm(
+        EqSpikeConfig,
+        build_eqspike,  # type: ignore[arg-type]
+        "EqSpike: spike-driven Equilibrium Propagation (spiking neurons, local updates)",
     ),
 }

@@ -18,7 +18,7 @@ BPTT backpropagates L = C(s_T) through the same solver steps (autograd), the ref
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -41,6 +41,7 @@ class EstimatorResult:
     grads: MLPParams
     output: torch.Tensor  # free-phase output activities, (batch, n_out)
     loss: torch.Tensor  # C at the free fixed point, per example
+    stats: dict[str, float] = field(default_factory=dict)  # e.g. spike counts per sample
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from eqspike.ep.energy import HopfieldMLP
-from eqspike.ep.estimators import EstimatorResult, Phases, free_phase
+from eqspike.ep.estimators import EstimatorResult, Phases
 from eqspike.ep.solvers import FixedPointSolver, nudge_loss
 
 
@@ -30,6 +30,7 @@ class EPNetwork(nn.Module):
         self.solver = solver
         self.estimator = estimator
         self.phases = phases
+        self.last_forward_stats: dict[str, float] = {}
 
     @property
     def sizes(self) -> list[int]:
@@ -45,12 +46,15 @@ class EPNetwork(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Free-phase output activities, shape (batch, n_out)."""
-        x = self._flat_input(x)
-        _, state = free_phase(
-            self.solver, self.energy.params(), self.sizes, x, self.phases.free_steps
+        """Free-phase output activities, shape (batch, n_out).
+
+        Event statistics of the pass (spikes per sample... for spiking solvers) are left in
+        :attr:`last_forward_stats`.
+        """
+        output, self.last_forward_stats = self.solver.free_output(
+            self.energy.params(), self.sizes, self._flat_input(x), self.phases.free_steps
         )
-        return state[-1]
+        return output
 
     def target(self, labels: torch.Tensor) -> torch.Tensor:
         """One-hot targets y for the output layer."""
@@ -82,3 +86,26 @@ class EPNetwork(nn.Module):
         for param, grad in zip(self.energy.ordered_parameters(), grads, strict=True):
             param.grad = grad.detach().clone() if param.grad is None else param.grad.copy_(grad)
         return result
+
+    def activity_warnings(self, row: dict[str, float]) -> list[str]:
+        """Layers whose spikes died out or saturated during the epoch's free phases."""
+        warnings = []
+        steps = self.phases.free_steps
+        for n, size in enumerate(self.sizes):
+            count = row.get(f"train_free_spikes_layer{n}_per_sample")
+            if count is None or n == 0:
+                continue
+            rate = count / (steps * size)
+            name = "output layer" if n == len(self.sizes) - 1 else f"hidden layer {n}"
+            if rate < 1e-3:
+                warnings.append(
+                    f"{name} is silent (mean spike probability {rate:.2g} per step): spikes died "
+                    f"out. Raise model.gains[{n - 1}] or lower the learning rate; check that the "
+                    "input reaches it (free_steps long enough)."
+                )
+            elif rate > 0.98:
+                warnings.append(
+                    f"{name} fires at almost every step (mean {rate:.3f}): saturated, no rate "
+                    f"information. Lower model.gains[{n - 1}] or the learning rate."
+                )
+        return warnings

@@ -1,4 +1,4 @@
-"""Rate-based EP as a trainer algorithm: its config sections and how to build the model."""
+"""EP algorithms for the trainer (rate-based EP and spiking EqSpike): config sections, builders."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from eqspike.ep.energy import HopfieldMLP
 from eqspike.ep.estimators import Phases, make_estimator
 from eqspike.ep.network import EPNetwork
 from eqspike.ep.solvers import make_solver
+from eqspike.ep.spiking import MIN_RATE_WINDOW, SpikeCountEP, SpikeDrivenEP, SpikingSolver
 from eqspike.errors import ConfigError
 from eqspike.train.config import RunConfig, StrictModel
 
@@ -51,14 +52,13 @@ class EstimatorConfig(StrictModel):
     bptt_truncate: int | None = Field(None, gt=0, description="BPTT through the last K steps only")
 
 
-class RateEPConfig(RunConfig):
-    algorithm: Literal["rate_ep"] = "rate_ep"
+class HopfieldRunConfig(RunConfig):
+    """Sections shared by every EP algorithm on a layered Hopfield network."""
+
     model: HopfieldModelConfig = Field(default_factory=HopfieldModelConfig)
-    solver: SolverConfig = Field(default_factory=SolverConfig)
-    estimator: EstimatorConfig = Field(default_factory=EstimatorConfig)
 
     @model_validator(mode="after")
-    def _check_lrs(self) -> RateEPConfig:
+    def _check_lrs(self) -> HopfieldRunConfig:
         self.optimizer.layer_lrs(len(self.model.layers) - 1)
         return self
 
@@ -73,6 +73,62 @@ class RateEPConfig(RunConfig):
             )
 
 
+class RateEPConfig(HopfieldRunConfig):
+    algorithm: Literal["rate_ep"] = "rate_ep"
+    solver: SolverConfig = Field(default_factory=SolverConfig)
+    estimator: EstimatorConfig = Field(default_factory=EstimatorConfig)
+
+
+class SpikingNeuronConfig(StrictModel):
+    """Spiking neurons (see :mod:`eqspike.neurons.spiking`)."""
+
+    kind: Literal["sigma_delta", "bernoulli"] = Field(
+        "sigma_delta", description="spike encoder: deterministic Sigma-Delta or Bernoulli"
+    )
+    epsilon: float = Field(
+        0.2, gt=0.0, le=1.0, description="membrane time step ε (u += ε(drive-u))"
+    )
+
+
+class SpikingPhasesConfig(StrictModel):
+    free_steps: int = Field(60, gt=0, description="steps of the free phase")
+    nudged_steps: int = Field(30, gt=0, description="steps of each nudged phase")
+
+
+class SpikingEstimatorConfig(StrictModel):
+    """Spike-driven continual update, or the two-phase spike-count baseline."""
+
+    kind: Literal["spike_driven", "spike_count"] = "spike_driven"
+    variant: Literal["centered", "one_sided"] = Field(
+        "centered", description="one_sided is biased with spikes and collapses; for studies"
+    )
+    beta: float = Field(0.2, gt=0.0, description="nudging strength β (> 0)")
+    window: int = Field(20, gt=0, description="spike_count: steps over which rates are counted")
+
+
+class EqSpikeConfig(HopfieldRunConfig):
+    algorithm: Literal["eqspike"] = "eqspike"
+    neuron: SpikingNeuronConfig = Field(default_factory=SpikingNeuronConfig)
+    solver: SpikingPhasesConfig = Field(default_factory=SpikingPhasesConfig)
+    estimator: SpikingEstimatorConfig = Field(default_factory=SpikingEstimatorConfig)
+
+    @model_validator(mode="after")
+    def _check_window(self) -> EqSpikeConfig:
+        est, phases = self.estimator, self.solver
+        if est.kind == "spike_count":
+            if est.window < MIN_RATE_WINDOW:
+                raise ValueError(
+                    f"estimator.window = {est.window} resolves rates only to 1/{est.window}; "
+                    f"the minimum is {MIN_RATE_WINDOW}"
+                )
+            if est.window > min(phases.free_steps, phases.nudged_steps):
+                raise ValueError(
+                    f"estimator.window = {est.window} is longer than a phase "
+                    f"(free {phases.free_steps}, nudged {phases.nudged_steps} steps)"
+                )
+        return self
+
+
 def build_rate_ep(config: RateEPConfig, generator: torch.Generator) -> EPNetwork:
     """The EP network a config describes, initialised from ``generator``."""
     energy = HopfieldMLP(config.model.layers, config.model.init, config.model.gains, generator)
@@ -80,6 +136,20 @@ def build_rate_ep(config: RateEPConfig, generator: torch.Generator) -> EPNetwork
     estimator = make_estimator(
         config.estimator.kind, config.estimator.beta, config.estimator.bptt_truncate
     )
+    return EPNetwork(
+        energy, solver, estimator, Phases(config.solver.free_steps, config.solver.nudged_steps)
+    )
+
+
+def build_eqspike(config: EqSpikeConfig, generator: torch.Generator) -> EPNetwork:
+    """The spiking EP network a config describes, initialised from ``generator``."""
+    energy = HopfieldMLP(config.model.layers, config.model.init, config.model.gains, generator)
+    solver = SpikingSolver(config.neuron.kind, config.neuron.epsilon)
+    est = config.estimator
+    if est.kind == "spike_driven":
+        estimator = SpikeDrivenEP(est.beta, est.variant)
+    else:
+        estimator = SpikeCountEP(est.beta, est.variant, est.window)
     return EPNetwork(
         energy, solver, estimator, Phases(config.solver.free_steps, config.solver.nudged_steps)
     )

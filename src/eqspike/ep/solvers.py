@@ -25,7 +25,7 @@ from typing import Literal
 
 import torch
 
-from eqspike.ep.energy import Activities, MLPParams, layer_drive, phi
+from eqspike.ep.energy import Activities, MLPParams, input_drive, layer_drive, phi
 from eqspike.neurons.rate import hard_sigmoid
 
 UpdateOrder = Literal["synchronous", "asynchronous"]
@@ -104,6 +104,13 @@ class FixedPointSolver:
             for _ in range(steps):
                 state = self.step(params, x_drive, state, beta, target)
         return state
+
+    def free_output(
+        self, params: MLPParams, sizes: list[int], x: torch.Tensor, steps: int
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Output activities after the free phase (and no event statistics: dense, not spiking)."""
+        x_drive = input_drive(params, x)
+        return self.relax(params, x_drive, self.init_state(sizes, x), steps)[-1], {}
 
     def energy(
         self,
