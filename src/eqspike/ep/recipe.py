@@ -88,6 +88,7 @@ class SpikingNeuronConfig(StrictModel):
     epsilon: float = Field(
         0.2, gt=0.0, le=1.0, description="membrane time step ε (u += ε(drive-u))"
     )
+    dither: bool = Field(False, description="random initial Sigma-Delta phases, per neuron")
 
 
 class SpikingPhasesConfig(StrictModel):
@@ -144,7 +145,7 @@ def build_rate_ep(config: RateEPConfig, generator: torch.Generator) -> EPNetwork
 def build_eqspike(config: EqSpikeConfig, generator: torch.Generator) -> EPNetwork:
     """The spiking EP network a config describes, initialised from ``generator``."""
     energy = HopfieldMLP(config.model.layers, config.model.init, config.model.gains, generator)
-    solver = SpikingSolver(config.neuron.kind, config.neuron.epsilon)
+    solver = SpikingSolver(config.neuron.kind, config.neuron.epsilon, config.neuron.dither)
     est = config.estimator
     if est.kind == "spike_driven":
         estimator = SpikeDrivenEP(est.beta, est.variant)

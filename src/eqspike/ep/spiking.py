@@ -97,6 +97,7 @@ class SpikingSolver:
 
     neuron: str = "sigma_delta"
     epsilon: float = 0.2
+    dither: bool = False  # random initial Sigma-Delta phases (desynchronises equal rates)
 
     def __post_init__(self) -> None:
         spike_encoder(self.neuron)  # validates the name
@@ -108,7 +109,7 @@ class SpikingSolver:
     ) -> InputTrain:
         """Spike the clamped input for ``steps`` steps and compute its drive in one product."""
         encoder = spike_encoder(self.neuron)
-        enc = encoder.init(x, generator)
+        enc = encoder.init(x, generator, self.dither)
         spikes = []
         for _ in range(steps):
             spike, enc = encoder.step(x, enc)
@@ -129,7 +130,7 @@ class SpikingSolver:
             [z.clone() for z in zeros],
             [z.clone() for z in zeros],
             [z.clone() for z in zeros],
-            [encoder.init(z, generator) for z in zeros],
+            [encoder.init(z, generator, self.dither) for z in zeros],
         )
 
     def copy(self, state: SpikingState, tile: int = 1) -> SpikingState:

@@ -37,9 +37,14 @@ class BernoulliState(NamedTuple):
 
 
 def sigma_delta_init(
-    like: torch.Tensor, generator: torch.Generator | None = None
+    like: torch.Tensor, generator: torch.Generator | None = None, dither: bool = False
 ) -> SigmaDeltaState:
-    return SigmaDeltaState(torch.zeros_like(like))
+    """φ = 0, or with ``dither`` a random phase φ ~ U(−½, ½) per neuron (from ``generator``),
+    so that neurons with equal rates do not all spike on the same steps."""
+    if not dither:
+        return SigmaDeltaState(torch.zeros_like(like))
+    uniform = torch.rand(like.shape, generator=generator, dtype=like.dtype)
+    return SigmaDeltaState(uniform.to(like.device) - 0.5)
 
 
 def sigma_delta_step(
@@ -57,7 +62,10 @@ def sigma_delta_copy(state: SigmaDeltaState, tile: int = 1) -> SigmaDeltaState:
     return SigmaDeltaState(residual.repeat(tile, *([1] * (residual.dim() - 1))))
 
 
-def bernoulli_init(like: torch.Tensor, generator: torch.Generator | None = None) -> BernoulliState:
+def bernoulli_init(
+    like: torch.Tensor, generator: torch.Generator | None = None, dither: bool = False
+) -> BernoulliState:
+    """A generator seeded from ``generator`` (``dither`` is moot: draws are independent)."""
     seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
     return BernoulliState(torch.Generator(device=like.device).manual_seed(seed))
 
