@@ -91,6 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
     grad.add_argument("--batch", type=int, default=32, help="samples in the batch (default 32)")
     grad.add_argument("--out", default="gradcheck", help="output folder (default ./gradcheck)")
 
+    raster = sub.add_parser(
+        "raster",
+        help="spike rasters and firing-rate histograms of a trained spiking run",
+        description="Run the free phase of RUN's latest checkpoint on test images, recording "
+        "every spike; write raster.png, rates.png and spikes.json into RUN/analysis (or --out).",
+    )
+    raster.add_argument("run", help="run directory of an eqspike run")
+    raster.add_argument("--data-dir", help="folder holding <dataset>/ IDX files")
+    raster.add_argument("--samples", type=int, default=100, help="test samples (default 100)")
+    raster.add_argument("--out", help="output folder (default RUN/analysis)")
+
     sub.add_parser("list", help="list the shipped configs", description="List shipped configs.")
     return parser
 
@@ -138,6 +149,24 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_raster(args: argparse.Namespace) -> int:
+    from eqspike.analysis.spikes import spike_report
+    from eqspike.train.api import load
+    from eqspike.train.trainer import load_splits
+
+    run = load(args.run)
+    if args.samples < 1:
+        raise EqspikeError(f"--samples must be >= 1, got {args.samples}")
+    test = load_splits(run.config, args.data_dir).test
+    out = Path(args.out or Path(args.run) / "analysis")
+    out.mkdir(parents=True, exist_ok=True)
+    x = test.x[: args.samples].to(getattr(__import__("torch"), run.config.train.dtype))
+    summary = spike_report(run.model, x, out)
+    print(json.dumps(summary["layers"], indent=2))
+    print(f"written: {out / 'raster.png'}, {out / 'rates.png'}, {out / 'spikes.json'}")
+    return 0
+
+
 def cmd_list(_: argparse.Namespace) -> int:
     import yaml
 
@@ -153,7 +182,13 @@ def cmd_list(_: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "gradcheck": cmd_gradcheck, "list": cmd_list}
+COMMANDS = {
+    "train": cmd_train,
+    "eval": cmd_eval,
+    "gradcheck": cmd_gradcheck,
+    "raster": cmd_raster,
+    "list": cmd_list,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
