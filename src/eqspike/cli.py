@@ -102,6 +102,20 @@ def build_parser() -> argparse.ArgumentParser:
     raster.add_argument("--samples", type=int, default=100, help="test samples (default 100)")
     raster.add_argument("--out", help="output folder (default RUN/analysis)")
 
+    stdp = sub.add_parser(
+        "stdp",
+        help="STDP analysis of a trained EqSpike run (JSON + PNG)",
+        description="Record weight-update events of sampled synapses during real nudged phases "
+        "of RUN on test images, bin mean Δw by Δt = t_post − t_pre, fit exponential windows, "
+        "compare with a β = 0 control and a single-synapse pairing protocol.",
+    )
+    stdp.add_argument("run", help="run directory of an eqspike run")
+    stdp.add_argument("--data-dir", help="folder holding <dataset>/ IDX files")
+    stdp.add_argument("--samples", type=int, default=100, help="test samples (default 100)")
+    stdp.add_argument("--synapses", type=int, default=200, help="sampled synapses per layer")
+    stdp.add_argument("--max-lag", type=int, default=10, help="largest |Δt| in steps")
+    stdp.add_argument("--out", help="output folder (default RUN/analysis)")
+
     sub.add_parser("list", help="list the shipped configs", description="List shipped configs.")
     return parser
 
@@ -151,19 +165,42 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
 
 def cmd_raster(args: argparse.Namespace) -> int:
     from eqspike.analysis.spikes import spike_report
-    from eqspike.train.api import load
-    from eqspike.train.trainer import load_splits
 
-    run = load(args.run)
-    if args.samples < 1:
-        raise EqspikeError(f"--samples must be >= 1, got {args.samples}")
-    test = load_splits(run.config, args.data_dir).test
-    out = Path(args.out or Path(args.run) / "analysis")
-    out.mkdir(parents=True, exist_ok=True)
-    x = test.x[: args.samples].to(getattr(__import__("torch"), run.config.train.dtype))
+    run, x, _, out = _spiking_run_and_data(args)
     summary = spike_report(run.model, x, out)
     print(json.dumps(summary["layers"], indent=2))
     print(f"written: {out / 'raster.png'}, {out / 'rates.png'}, {out / 'spikes.json'}")
+    return 0
+
+
+def _spiking_run_and_data(args: argparse.Namespace):
+    import torch
+
+    from eqspike.train.api import load
+    from eqspike.train.trainer import load_splits
+
+    if args.samples < 1:
+        raise EqspikeError(f"--samples must be >= 1, got {args.samples}")
+    run = load(args.run)
+    if run.config.algorithm != "eqspike":
+        raise EqspikeError(f"{args.run} is a {run.config.algorithm} run; this needs an eqspike run")
+    test = load_splits(run.config, args.data_dir).test
+    out = Path(args.out or Path(args.run) / "analysis")
+    out.mkdir(parents=True, exist_ok=True)
+    dtype = getattr(torch, run.config.train.dtype)
+    return run, test.x[: args.samples].to(dtype), test.y[: args.samples], out
+
+
+def cmd_stdp(args: argparse.Namespace) -> int:
+    from eqspike.analysis.stdp import stdp_report
+
+    run, x, y, out = _spiking_run_and_data(args)
+    report = stdp_report(run.model, x, y, out, args.synapses, args.max_lag)
+    for key in ("applied", "control_beta0"):
+        print(f"{key}: {report[key]['events']} events, fit {report[key]['fit']}")
+    shared = report["shape_correlation_applied_vs_control"]
+    print(f"shape correlation applied vs control: {shared:.3f}")
+    print(f"written: {out / 'stdp.json'}, {out / 'stdp.png'}")
     return 0
 
 
@@ -187,6 +224,7 @@ COMMANDS = {
     "eval": cmd_eval,
     "gradcheck": cmd_gradcheck,
     "raster": cmd_raster,
+    "stdp": cmd_stdp,
     "list": cmd_list,
 }
 
