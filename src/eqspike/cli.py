@@ -155,10 +155,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_gradcheck(args: argparse.Namespace) -> int:
     from eqspike.ep.gradcheck_cli import run_gradcheck
 
-    report, out = run_gradcheck(
+    table, out = run_gradcheck(
         args.config, args.overrides, args.data_dir, args.batch, Path(args.out)
     )
-    print(report.table())
+    print(table)
     print(f"written: {out / 'gradcheck.json'}, {out / 'gradcheck.png'}")
     return 0
 

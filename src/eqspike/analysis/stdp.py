@@ -116,8 +116,9 @@ def record_events(
                 inc = torch.stack(increments[k]).double()
                 t_pre = _nearest_spike_time(torch.stack(pre_spikes[k]).double(), max_lag)
                 t_post = _nearest_spike_time(torch.stack(post_spikes[k]).double(), max_lag)
-                valid = (inc != 0) & torch.isfinite(t_pre) & torch.isfinite(t_post)
-                dts.append((t_post - t_pre)[valid].numpy())
+                lag = t_post - t_pre
+                valid = (inc != 0) & torch.isfinite(lag) & (lag.abs() <= max_lag)
+                dts.append(lag[valid].numpy())
                 dws.append(inc[valid].numpy())
     return {"dt": np.concatenate(dts), "dw": np.concatenate(dws)}
 

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import torch
 
-from eqspike.ep.gradcheck import GradcheckReport, gradcheck, plot_gradcheck
+from eqspike.ep.gradcheck import (
+    gradcheck,
+    plot_gradcheck,
+    plot_spiking_gradcheck,
+    spiking_gradcheck,
+    spiking_table,
+)
 from eqspike.errors import ConfigError
 from eqspike.io import atomic_write_json
 from eqspike.train.config import load_config
@@ -19,12 +25,13 @@ def run_gradcheck(
     data_dir: str | None,
     batch: int,
     out: Path,
-) -> tuple[GradcheckReport, Path]:
+) -> tuple[str, Path]:
+    """Write gradcheck.json and gradcheck.png into ``out``; return the printed table."""
     from eqspike.algorithms import ALGORITHMS
 
     config = load_config(config_name, overrides)
-    if config.algorithm != "rate_ep":
-        raise ConfigError(f"gradcheck supports algorithm rate_ep, not {config.algorithm!r}")
+    if config.algorithm not in ("rate_ep", "eqspike"):
+        raise ConfigError(f"gradcheck supports rate_ep and eqspike, not {config.algorithm!r}")
     if batch < 1:
         raise ConfigError(f"--batch must be >= 1, got {batch}")
     train = load_splits(config, data_dir).train
@@ -32,10 +39,17 @@ def run_gradcheck(
     network = ALGORITHMS[config.algorithm].build(config, torch.Generator().manual_seed(config.seed))
     network = network.double()
     x, labels = train.x[:batch].double(), train.y[:batch]
-    report = gradcheck(network, x, labels, config.estimator.beta)
     out.mkdir(parents=True, exist_ok=True)
+    if config.algorithm == "eqspike":
+        spiking = spiking_gradcheck(network, x, labels)
+        atomic_write_json(
+            out / "gradcheck.json", {"config": config_name, "overrides": overrides, **spiking}
+        )
+        plot_spiking_gradcheck(spiking, out / "gradcheck.png")
+        return spiking_table(spiking), out
+    report = gradcheck(network, x, labels, config.estimator.beta)
     atomic_write_json(
         out / "gradcheck.json", {"config": config_name, "overrides": overrides, **report.as_dict()}
     )
     plot_gradcheck(report, out / "gradcheck.png")
-    return report, out
+    return report.table(), out
