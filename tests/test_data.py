@@ -57,7 +57,8 @@ def test_idx_corrupt_gzip(tmp_path):
         read_idx(path)
 
 
-def test_missing_dataset_offline_lists_three_ways(tmp_path):
+def test_missing_dataset_offline_lists_three_ways(tmp_path, monkeypatch):
+    monkeypatch.delenv("EQSPIKE_DATA", raising=False)
     with pytest.raises(DataError) as info:
         load_dataset("mnist", "train", tmp_path, download=False)
     message = str(info.value)
