@@ -239,3 +239,21 @@ def test_stdp_report_on_a_small_spiking_net(tmp_path):
     assert (tmp_path / "stdp.png").is_file() and (tmp_path / "stdp.json").is_file()
     pairing = pairing_protocol(0.2, range(-3, 4))
     assert pairing["dw"] == pytest.approx(pairing["dw"][::-1])  # symmetric in pre and post
+
+
+def test_silent_layers_are_reported_with_a_fix(tmp_path):
+    import eqspike
+
+    overrides = [
+        "data.dataset=yinyang",
+        "data.validation=0",
+        "data.train_subset=100",
+        "data.test_subset=50",
+        "model.layers=[4,20,3]",
+        "model.gains=[0.0,0.0]",
+        "train.epochs=1",
+        "train.plots=false",
+    ]
+    eqspike.train("eqspike/mnist_quick", overrides, tmp_path / "r", quiet=True)
+    log = (tmp_path / "r" / "train.log").read_text()
+    assert "hidden layer 1 is silent" in log and "model.gains[0]" in log
