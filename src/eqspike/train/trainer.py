@@ -426,6 +426,8 @@ class Trainer:
             "world_size": self.ctx.world_size,
             "n_parameters": sum(p.numel() for p in self.model.parameters()),
         }
+        # Event counts per sample (spiking runs): what the energy estimates are built from.
+        summary |= {k: v for k, v in last.items() if "per_sample" in k}
         if any("val_acc" in r for r in rows):
             best = max(rows, key=lambda r: r.get("val_acc", -1))
             summary |= {"best_val_acc": best["val_acc"], "best_val_epoch": best["epoch"]}
