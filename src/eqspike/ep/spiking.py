@@ -30,7 +30,7 @@ from typing import Literal, NamedTuple
 import torch
 
 from eqspike.ep.energy import MLPParams, drives, phi_param_grad_difference
-from eqspike.ep.estimators import EstimatorResult
+from eqspike.ep.estimators import EstimatorResult, Phases
 from eqspike.ep.solvers import nudge_loss
 from eqspike.neurons.spiking import membrane_step, spike_encoder
 
@@ -297,12 +297,27 @@ class SpikeDrivenEP:
         return MLPParams(weights, tuple(scale * a for a in acc_b))
 
     def gradients(
-        self, solver, params, sizes, x, target, phases, generator=None
+        self,
+        solver: SpikingSolver,
+        params: MLPParams,
+        sizes: list[int],
+        x: torch.Tensor,
+        target: torch.Tensor,
+        phases: Phases,
+        generator: torch.Generator | None = None,
     ) -> EstimatorResult:
+        """The spike-driven estimate of ∂L/∂θ on a batch, with the free output and event counts."""
         return self._run(solver, params, sizes, x, target, phases, generator, False)[0]
 
     def trajectory(
-        self, solver, params, sizes, x, target, phases, generator=None
+        self,
+        solver: SpikingSolver,
+        params: MLPParams,
+        sizes: list[int],
+        x: torch.Tensor,
+        target: torch.Tensor,
+        phases: Phases,
+        generator: torch.Generator | None = None,
     ) -> list[MLPParams]:
         """The accumulated update after each nudged step k = 1..K."""
         return self._run(solver, params, sizes, x, target, phases, generator, True)[1]
@@ -369,8 +384,16 @@ class SpikeCountEP:
         return state, rates
 
     def gradients(
-        self, solver, params, sizes, x, target, phases, generator=None
+        self,
+        solver: SpikingSolver,
+        params: MLPParams,
+        sizes: list[int],
+        x: torch.Tensor,
+        target: torch.Tensor,
+        phases: Phases,
+        generator: torch.Generator | None = None,
     ) -> EstimatorResult:
+        """The two-phase spike-count estimate of ∂L/∂θ on a batch."""
         batch, free_steps = x.shape[0], phases.free_steps
         counts = EventCounts()
         inputs = solver.input_train(params, x, free_steps + phases.nudged_steps, generator)
