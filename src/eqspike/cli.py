@@ -236,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     except EqspikeError as exc:
         print(f"eqspike {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into e.g. `head`
+        return 0
     except KeyboardInterrupt:
         print(
             "interrupted; the last finished epoch is checkpointed (resume with --resume RUN)",

@@ -9,10 +9,9 @@ from typing import Any
 import torch
 
 from eqspike.train.api import load
-from eqspike.train.trainer import load_splits
+from eqspike.train.trainer import evaluation_sums, load_splits
 
 
-@torch.no_grad()
 def evaluate_run(
     run_dir: str | Path, split: str = "test", data_dir: str | Path | None = None
 ) -> dict[str, Any]:
@@ -26,12 +25,9 @@ def evaluate_run(
         raise ConfigError(f"{run_dir} was trained without a validation split (data.validation = 0)")
     dtype = getattr(torch, run.config.train.dtype)
     start = time.perf_counter()
-    correct = loss = 0.0
-    for chunk in torch.arange(len(data)).split(run.config.data.eval_batch_size):
-        x, y = data.x[chunk].to(dtype), data.y[chunk]
-        output = run.model(x)
-        correct += (output.argmax(1) == y).sum().item()
-        loss += run.model.loss(output, y).sum().item()
+    sums = evaluation_sums(
+        run.model, data.x, data.y, run.config.data.eval_batch_size, torch.device("cpu"), dtype
+    )
     seconds = time.perf_counter() - start
     recorded = run.meta.get("metrics", {})
     key = {"test": "test_acc", "validation": "val_acc", "train": "train_acc"}[split]
@@ -41,8 +37,8 @@ def evaluate_run(
         "epoch": run.meta.get("epoch"),
         "split": split,
         "samples": len(data),
-        "accuracy": correct / len(data),
-        "loss": loss / len(data),
+        "accuracy": sums.pop("acc") / len(data),
+        "loss": sums.pop("loss") / len(data),
         "recorded_accuracy": recorded.get(key),
         "seconds": seconds,
-    }
+    } | {k: v / len(data) for k, v in sums.items()}

@@ -93,6 +93,28 @@ def default_run_dir(config: RunConfig, root: str | Path = "runs") -> Path:
     return Path(root) / f"{config.name}-{stamp}"
 
 
+@torch.no_grad()
+def evaluation_sums(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> dict[str, float]:
+    """Sums over the samples of: correct predictions (``acc``), ``loss``, and the model's
+    per-sample event counts (``last_forward_stats``, spiking models); divide by the count."""
+    sums: dict[str, float] = {"acc": 0.0, "loss": 0.0}
+    for chunk in torch.arange(len(y)).split(batch_size):
+        xb, yb = x[chunk].to(device, dtype), y[chunk].to(device)
+        output = model(xb)
+        sums["loss"] += model.loss(output, yb).sum().item()
+        sums["acc"] += (output.argmax(1) == yb).sum().item()
+        for key, value in getattr(model, "last_forward_stats", {}).items():
+            sums[key] = sums.get(key, 0.0) + value * len(yb)
+    return sums
+
+
 class Trainer:
     """Trains the model of ``config`` into ``run_dir`` (resuming from it if ``resume``)."""
 
@@ -324,27 +346,21 @@ class Trainer:
             "train_samples_per_s": seen / seconds,
         } | {f"train_{k}": v / seen for k, v in zip(keys, stat_values, strict=True)}
 
-    @torch.no_grad()
     def evaluate(self, data: TensorDataset) -> dict[str, float]:
-        """Accuracy and loss on ``data``, sharded over ranks."""
+        """Accuracy, loss and event counts per sample on ``data``, sharded over ranks."""
         self.model.eval()
         idx = torch.arange(self.ctx.rank, len(data), self.ctx.world_size)
-        loss_sum = correct = 0.0
-        stat_sums: dict[str, float] = {}
-        for chunk in idx.split(self.config.data.eval_batch_size):
-            x = data.x[chunk].to(self.device, self.dtype)
-            y = data.y[chunk].to(self.device)
-            output = self.model(x)
-            loss_sum += self.model.loss(output, y).sum().item()
-            correct += (output.argmax(1) == y).sum().item()
-            for key, value in getattr(self.model, "last_forward_stats", {}).items():
-                stat_sums[key] = stat_sums.get(key, 0.0) + value * len(y)
-        keys = sorted(stat_sums)
-        loss_sum, correct, *stat_values = dist_utils.sum_across_ranks(
-            [loss_sum, correct, *(stat_sums[k] for k in keys)], self.ctx, self.device
+        sums = evaluation_sums(
+            self.model,
+            data.x[idx],
+            data.y[idx],
+            self.config.data.eval_batch_size,
+            self.device,
+            self.dtype,
         )
-        stats = {k: v / len(data) for k, v in zip(keys, stat_values, strict=True)}
-        return {"acc": correct / len(data), "loss": loss_sum / len(data)} | stats
+        keys = sorted(sums)
+        totals = dist_utils.sum_across_ranks([sums[k] for k in keys], self.ctx, self.device)
+        return {k: v / len(data) for k, v in zip(keys, totals, strict=True)}
 
     def fit(self, stop_after_epoch: int | None = None) -> dict[str, Any]:
         """Train from ``start_epoch`` to ``train.epochs``; returns the run summary.
