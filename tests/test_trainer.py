@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 import eqspike
 from eqspike.cli import main
-from eqspike.errors import DivergenceError
+from eqspike.errors import CheckpointError, DivergenceError
 from eqspike.train.checkpoint import latest_checkpoint_path
 
 QUICK = ["data.train_subset=400", "data.test_subset=200", "train.plots=false"]
@@ -56,6 +56,15 @@ def test_resume_gives_exactly_the_uninterrupted_weights(tmp_path):
         assert torch.equal(full[key], split[key]), key
     rows = (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(r)["epoch"] for r in rows] == [1, 2, 3, 4]
+
+
+def test_a_new_run_never_overwrites_an_existing_one(tmp_path):
+    eqspike.train(None, [*QUICK, "train.epochs=1"], tmp_path / "r", quiet=True)
+    before = weights(tmp_path / "r")
+    with pytest.raises(CheckpointError, match=r"already holds a run.*--resume"):
+        eqspike.train(None, [*QUICK, "train.epochs=1", "seed=5"], tmp_path / "r", quiet=True)
+    after = weights(tmp_path / "r")
+    assert all(torch.equal(before[k], after[k]) for k in before)
 
 
 def test_checkpoints_are_complete_and_pruned(tmp_path):

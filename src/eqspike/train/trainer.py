@@ -150,6 +150,11 @@ class Trainer:
                 f"processes; use a multiple of {world}."
             )
         self.run_dir = self._agree_on_run_dir(run_dir)
+        if not resume and latest_checkpoint_path(self.run_dir) is not None:
+            raise CheckpointError(
+                f"{self.run_dir} already holds a run; continue it with --resume {self.run_dir} "
+                "or train into another --out (nothing was overwritten)."
+            )
         self._setup_logging()
 
         self.splits = load_splits(config, data_dir)
