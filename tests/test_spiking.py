@@ -257,3 +257,22 @@ def test_silent_layers_are_reported_with_a_fix(tmp_path):
     eqspike.train("eqspike/mnist_quick", overrides, tmp_path / "r", quiet=True)
     log = (tmp_path / "r" / "train.log").read_text()
     assert "hidden layer 1 is silent" in log and "model.gains[0]" in log
+
+
+def test_readout_averages_the_last_free_steps():
+    energy, x, _ = small_net(batch=4)
+    params = energy.params()
+    final, stats = SpikingSolver("sigma_delta", 0.2).free_output(params, energy.sizes, x, 30)
+    averaged, stats_avg = SpikingSolver("sigma_delta", 0.2, readout_steps=5).free_output(
+        params, energy.sizes, x, 30
+    )
+    solver = SpikingSolver("sigma_delta", 0.2)
+    inputs = solver.input_train(params, x, 30, torch.Generator().manual_seed(0))
+    state = solver.init_state(energy.sizes, x)
+    outputs = []
+    for t in range(30):
+        state = solver.relax(params, inputs, t, state, 1)
+        outputs.append(state.rates[-1])
+    torch.testing.assert_close(final, outputs[-1])
+    torch.testing.assert_close(averaged, torch.stack(outputs[-5:]).mean(0))
+    assert stats == stats_avg  # same phase, same events

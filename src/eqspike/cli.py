@@ -78,6 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--split", choices=["test", "validation", "train"], default="test", help="which split"
     )
+    evaluate.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="evaluate with a changed setting, e.g. --set solver.readout_steps=40",
+    )
 
     grad = sub.add_parser(
         "gradcheck",
@@ -147,7 +155,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from eqspike.train.evaluate import evaluate_run
 
-    result = evaluate_run(args.run, args.split, args.data_dir)
+    result = evaluate_run(args.run, args.split, args.data_dir, args.overrides)
     print(json.dumps(result, indent=2))
     return 0
 

@@ -94,6 +94,9 @@ class SpikingNeuronConfig(StrictModel):
 class SpikingPhasesConfig(StrictModel):
     free_steps: int = Field(60, gt=0, description="steps of the free phase")
     nudged_steps: int = Field(30, gt=0, description="steps of each nudged phase")
+    readout_steps: int = Field(
+        1, gt=0, description="predict from the output state averaged over the last N free steps"
+    )
 
 
 class SpikingEstimatorConfig(StrictModel):
@@ -145,7 +148,9 @@ def build_rate_ep(config: RateEPConfig, generator: torch.Generator) -> EPNetwork
 def build_eqspike(config: EqSpikeConfig, generator: torch.Generator) -> EPNetwork:
     """The spiking EP network a config describes, initialised from ``generator``."""
     energy = HopfieldMLP(config.model.layers, config.model.init, config.model.gains, generator)
-    solver = SpikingSolver(config.neuron.kind, config.neuron.epsilon, config.neuron.dither)
+    solver = SpikingSolver(
+        config.neuron.kind, config.neuron.epsilon, config.neuron.dither, config.solver.readout_steps
+    )
     est = config.estimator
     if est.kind == "spike_driven":
         estimator = SpikeDrivenEP(est.beta, est.variant)

@@ -98,6 +98,9 @@ class SpikingSolver:
     neuron: str = "sigma_delta"
     epsilon: float = 0.2
     dither: bool = False  # random initial Sigma-Delta phases (desynchronises equal rates)
+    readout_steps: int = (
+        1  # prediction: output state averaged over the last steps of the free phase
+    )
 
     def __post_init__(self) -> None:
         spike_encoder(self.neuron)  # validates the name
@@ -203,17 +206,23 @@ class SpikingSolver:
     def free_output(
         self, params: MLPParams, sizes: list[int], x: torch.Tensor, steps: int
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Output states after the free phase and its event counts per sample (inference).
+        """Output states after the free phase — averaged over its last ``readout_steps`` steps —
+        and the phase's event counts per sample (inference).
 
         Bernoulli neurons draw from a fixed seed here, so that evaluation is deterministic.
         """
         generator = torch.Generator().manual_seed(0)
         counts = EventCounts()
         inputs = self.input_train(params, x, steps, generator)
+        window = min(self.readout_steps, steps)
         state = self.relax(
-            params, inputs, 0, self.init_state(sizes, x, generator), steps, counts=counts
+            params, inputs, 0, self.init_state(sizes, x, generator), steps - window, counts=counts
         )
-        return state.rates[-1], counts.per_sample(x.shape[0])
+        output = torch.zeros_like(state.rates[-1])
+        for t in range(steps - window, steps):
+            state = self.relax(params, inputs, t, state, 1, counts=counts)
+            output += state.rates[-1] / window
+        return output, counts.per_sample(x.shape[0])
 
 
 def _check_estimator(variant: str, beta: float) -> None:

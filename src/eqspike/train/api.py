@@ -80,17 +80,29 @@ class LoadedRun:
     meta: dict[str, Any]
 
 
-def load(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
-    """Rebuild a run's model from its config and load its latest checkpoint's weights."""
+def load(
+    run_dir: str | Path, device: str | torch.device = "cpu", overrides: list[str] | None = None
+) -> LoadedRun:
+    """Rebuild a run's model from its config and load its latest checkpoint's weights.
+
+    ``overrides`` change the saved config before building (e.g. ``solver.readout_steps=20`` to
+    evaluate with another readout); they must keep the parameter shapes.
+    """
     from eqspike.algorithms import ALGORITHMS
 
-    config = read_run_config(run_dir)
+    config = read_run_config(run_dir, overrides)
     path = latest_checkpoint_path(Path(run_dir))
     if path is None:
         raise CheckpointError(f"{run_dir} has no checkpoint (checkpoints/latest is missing).")
     ckpt = load_checkpoint(path, device)
     model = ALGORITHMS[config.algorithm].build(config, torch.Generator().manual_seed(config.seed))
     model.to(device=device, dtype=getattr(torch, config.train.dtype))
-    model.load_state_dict(ckpt.weights)
+    try:
+        model.load_state_dict(ckpt.weights)
+    except RuntimeError as exc:
+        raise CheckpointError(
+            f"the checkpoint {path} does not fit the config (after overrides {overrides or []}): "
+            f"{str(exc).splitlines()[0]}; do not override parameter shapes (model.layers)."
+        ) from None
     model.eval()
     return LoadedRun(config, model, path, ckpt.meta)

@@ -13,10 +13,13 @@ from eqspike.train.trainer import evaluation_sums, load_splits
 
 
 def evaluate_run(
-    run_dir: str | Path, split: str = "test", data_dir: str | Path | None = None
+    run_dir: str | Path,
+    split: str = "test",
+    data_dir: str | Path | None = None,
+    overrides: list[str] | None = None,
 ) -> dict[str, Any]:
     """Accuracy and loss of ``run_dir``'s latest checkpoint on ``split``."""
-    run = load(run_dir)
+    run = load(run_dir, overrides=overrides)
     splits = load_splits(run.config, data_dir)
     data = {"test": splits.test, "validation": splits.validation, "train": splits.train}[split]
     if data is None:
@@ -36,6 +39,7 @@ def evaluate_run(
         "checkpoint": str(run.checkpoint),
         "epoch": run.meta.get("epoch"),
         "split": split,
+        "overrides": list(overrides or []),
         "samples": len(data),
         "accuracy": sums.pop("acc") / len(data),
         "loss": sums.pop("loss") / len(data),
