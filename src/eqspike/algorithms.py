@@ -1,9 +1,15 @@
 """Registry of algorithms the trainer can run: name -> (config schema, model builder).
 
 A new algorithm plugs in by adding one entry: its :class:`~eqspike.train.config.RunConfig`
-subclass and a builder returning an ``nn.Module`` with ``forward(x) -> output scores`` and
-``learning_step(x, target, generator) -> result`` (fills ``param.grad``; the result has
-``output`` and per-example ``loss``), plus ``param_groups()`` for per-layer learning rates.
+subclass (with ``check_data``) and a builder returning an ``nn.Module`` that provides
+
+* ``forward(x) -> output scores`` (prediction = argmax) and ``loss(output, labels)``;
+* ``learning_step(x, labels, generator) -> result``: fills ``param.grad`` with the gradient
+  estimate; ``result`` has ``output``, per-example ``loss`` and a ``stats`` dict (averaged
+  into the epoch's metrics, e.g. spikes per sample);
+* ``layer_parameters()``: parameter groups, one per layer (per-layer learning rates);
+* optionally ``last_forward_stats`` (event counts of the last forward pass, averaged into the
+  evaluation metrics) and ``activity_warnings(metrics_row) -> list[str]`` (logged per epoch).
 """
 
 from __future__ import annotations
