@@ -119,8 +119,12 @@ class SpikingSolver:
             spikes.append(spike)
         train = torch.stack(spikes)
         previous = torch.cat([torch.zeros_like(train[:1]), train[:-1]])
+        # Inputs at 0 never spike (any encoder): leave their columns out of the product.
+        active = active_inputs(x)
         drive = torch.addmm(
-            params.biases[0], previous.reshape(-1, x.shape[1]), params.weights[0].t()
+            params.biases[0],
+            previous[..., active].reshape(-1, len(active)),
+            params.weights[0][:, active].t(),
         ).view(steps, x.shape[0], -1)
         return InputTrain(train, drive)
 
@@ -225,6 +229,11 @@ class SpikingSolver:
         return output, counts.per_sample(x.shape[0])
 
 
+def active_inputs(x: torch.Tensor) -> torch.Tensor:
+    """Indices of the input features that are nonzero for some sample of the batch."""
+    return (x != 0).any(0).nonzero().squeeze(1)
+
+
 def _check_estimator(variant: str, beta: float) -> None:
     if not beta > 0:
         raise ValueError(
@@ -291,9 +300,11 @@ class SpikeDrivenEP:
                     w0 = sum(d.t() @ m for d, m in zip(input_deltas, input_means, strict=True))
                     history.append(self._scale(acc_w, acc_b, w0, tile, batch))
             k_b = phases.nudged_steps * batch
-            w0 = torch.stack(input_deltas).view(k_b, -1).t() @ torch.stack(input_means).view(
-                k_b, -1
-            )
+            active = active_inputs(x)  # silent inputs contribute S̄_j = 0 to every increment
+            w0 = torch.zeros_like(params.weights[0])
+            w0[:, active] = torch.stack(input_deltas).view(k_b, -1).t() @ torch.stack(input_means)[
+                ..., active
+            ].reshape(k_b, -1)
         grads = self._scale(acc_w, acc_b, w0, tile, batch)
         output = free.rates[-1]
         stats = free_stats | counts.per_sample(batch)
