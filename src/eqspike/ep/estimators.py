@@ -60,8 +60,42 @@ def free_phase(
     return x_drive, state
 
 
+class RecordingEstimator:
+    """Estimators that compute the update and, on request, its value after every nudged step
+    in one pass (``_run(..., record) -> (result, history)``) get both public methods here."""
+
+    def _run(self, solver, params, sizes, x, target, phases, generator, record):
+        raise NotImplementedError
+
+    def gradients(
+        self,
+        solver,
+        params: MLPParams,
+        sizes: list[int],
+        x: torch.Tensor,
+        target: torch.Tensor,
+        phases: Phases,
+        generator: torch.Generator | None = None,
+    ) -> EstimatorResult:
+        """The estimate of ∂L/∂θ on a batch, with the free-phase output and loss."""
+        return self._run(solver, params, sizes, x, target, phases, generator, False)[0]
+
+    def trajectory(
+        self,
+        solver,
+        params: MLPParams,
+        sizes: list[int],
+        x: torch.Tensor,
+        target: torch.Tensor,
+        phases: Phases,
+        generator: torch.Generator | None = None,
+    ) -> list[MLPParams]:
+        """The estimate after each nudged step k = 1..K."""
+        return self._run(solver, params, sizes, x, target, phases, generator, True)[1]
+
+
 @dataclass(frozen=True)
-class EquilibriumPropagation:
+class EquilibriumPropagation(RecordingEstimator):
     """EP with a nudging strength ``beta`` > 0 and a variant (one-sided, random-sign, centred)."""
 
     beta: float
@@ -87,7 +121,7 @@ class EquilibriumPropagation:
             return sign * self.beta, 0.0
         return self.beta, 0.0
 
-    def _phases(
+    def _run(
         self,
         solver: FixedPointSolver,
         params: MLPParams,
@@ -97,7 +131,7 @@ class EquilibriumPropagation:
         phases: Phases,
         generator: torch.Generator | None,
         record: bool,
-    ):
+    ) -> tuple[EstimatorResult, list[MLPParams]]:
         x_drive, free = free_phase(solver, params, sizes, x, phases.free_steps)
         beta_a, beta_b = self._signed_betas(generator)
         scale = -1.0 / (beta_a - beta_b)
@@ -111,33 +145,7 @@ class EquilibriumPropagation:
                 if record:
                     history.append(phi_param_grad_difference(x, state_a, state_b, scale))
             grads = phi_param_grad_difference(x, state_a, state_b, scale)
-        return free, grads, history
-
-    def gradients(
-        self,
-        solver: FixedPointSolver,
-        params: MLPParams,
-        sizes: list[int],
-        x: torch.Tensor,
-        target: torch.Tensor,
-        phases: Phases,
-        generator: torch.Generator | None = None,
-    ) -> EstimatorResult:
-        free, grads, _ = self._phases(solver, params, sizes, x, target, phases, generator, False)
-        return EstimatorResult(grads, free[-1], nudge_loss(free[-1], target))
-
-    def trajectory(
-        self,
-        solver: FixedPointSolver,
-        params: MLPParams,
-        sizes: list[int],
-        x: torch.Tensor,
-        target: torch.Tensor,
-        phases: Phases,
-        generator: torch.Generator | None = None,
-    ) -> list[MLPParams]:
-        """The EP estimate after each nudged step k = 1..K."""
-        return self._phases(solver, params, sizes, x, target, phases, generator, True)[2]
+        return EstimatorResult(grads, free[-1], nudge_loss(free[-1], target)), history
 
 
 @dataclass(frozen=True)

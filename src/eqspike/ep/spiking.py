@@ -30,7 +30,7 @@ from typing import Literal, NamedTuple
 import torch
 
 from eqspike.ep.energy import MLPParams, drives, phi_param_grad_difference
-from eqspike.ep.estimators import EstimatorResult, Phases
+from eqspike.ep.estimators import EstimatorResult, Phases, RecordingEstimator
 from eqspike.ep.solvers import nudge_loss
 from eqspike.neurons.spiking import membrane_step, spike_encoder
 
@@ -253,7 +253,7 @@ def _free(solver, params, sizes, x, phases, generator, counts):
 
 
 @dataclass(frozen=True)
-class SpikeDrivenEP:
+class SpikeDrivenEP(RecordingEstimator):
     """The continual, spike-driven local update (see module docstring)."""
 
     beta: float
@@ -315,32 +315,6 @@ class SpikeDrivenEP:
         scale = -1.0 / (tile * self.beta * batch)
         weights = (scale * w0, *(scale * a for a in acc_w[1:]))
         return MLPParams(weights, tuple(scale * a for a in acc_b))
-
-    def gradients(
-        self,
-        solver: SpikingSolver,
-        params: MLPParams,
-        sizes: list[int],
-        x: torch.Tensor,
-        target: torch.Tensor,
-        phases: Phases,
-        generator: torch.Generator | None = None,
-    ) -> EstimatorResult:
-        """The spike-driven estimate of ∂L/∂θ on a batch, with the free output and event counts."""
-        return self._run(solver, params, sizes, x, target, phases, generator, False)[0]
-
-    def trajectory(
-        self,
-        solver: SpikingSolver,
-        params: MLPParams,
-        sizes: list[int],
-        x: torch.Tensor,
-        target: torch.Tensor,
-        phases: Phases,
-        generator: torch.Generator | None = None,
-    ) -> list[MLPParams]:
-        """The accumulated update after each nudged step k = 1..K."""
-        return self._run(solver, params, sizes, x, target, phases, generator, True)[1]
 
 
 def local_increment(
