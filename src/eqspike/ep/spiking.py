@@ -32,7 +32,7 @@ import torch
 from eqspike.ep.energy import MLPParams, drives, phi_param_grad_difference
 from eqspike.ep.estimators import EstimatorResult, Phases, RecordingEstimator
 from eqspike.ep.solvers import nudge_loss
-from eqspike.neurons.spiking import membrane_step, spike_encoder
+from eqspike.neurons.spiking import membrane_step, spike_count_rate, spike_encoder
 
 MIN_RATE_WINDOW = 10
 
@@ -374,7 +374,7 @@ class SpikeCountEP:
         state = solver.relax(
             params, inputs, start + head, state, self.window, beta, target, counts, record
         )
-        rates = [torch.stack(layer).mean(0) for layer in zip(*record, strict=True)]
+        rates = [spike_count_rate(torch.stack(layer)) for layer in zip(*record, strict=True)]
         return state, rates
 
     def gradients(

@@ -63,10 +63,6 @@ def sum_across_ranks(values: list[float], ctx: DistContext, device: torch.device
     return tensor.tolist()
 
 
-def any_across_ranks(flag: bool, ctx: DistContext, device: torch.device) -> bool:
-    return bool(sum_across_ranks([float(flag)], ctx, device)[0] > 0)
-
-
 def barrier(ctx: DistContext) -> None:
     if ctx.enabled:
         dist.barrier()
