@@ -6,11 +6,14 @@ Benchmarks are not tests: they measure accuracy, speed and memory on this machin
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import shlex
 import sys
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -82,3 +85,27 @@ def refresh_table() -> None:
     head, _, rest = text.partition(MARK_BEGIN)
     _, _, tail = rest.partition(MARK_END)
     atomic_write_text(md, head + MARK_BEGIN + "\n" + "\n".join(rows) + "\n" + MARK_END + tail)
+
+
+def speed_arguments(description: str, batches: int) -> argparse.Namespace:
+    """The options every speed benchmark takes; sets torch's threads and flushes denormals."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--batches", type=int, default=batches)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    return args
+
+
+def timed(step: Callable, batches: Sequence[tuple], warmup: int = 3) -> tuple[float, Any]:
+    """Seconds to run ``step(*batch)`` over all batches (after ``warmup`` untimed ones), and
+    the last result."""
+    for batch in batches[:warmup]:
+        step(*batch)
+    start = time.perf_counter()
+    out = None
+    for batch in batches:
+        out = step(*batch)
+    return time.perf_counter() - start, out

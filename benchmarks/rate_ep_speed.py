@@ -10,11 +10,8 @@ same batches, same process; both produce the same update (checked here).
 
 from __future__ import annotations
 
-import argparse
-import time
-
 import torch
-from common import record
+from common import record, speed_arguments, timed
 
 from eqspike.data import load_mnist
 from eqspike.ep import EPNetwork, HopfieldMLP, Phases, make_estimator, make_solver, phi
@@ -45,21 +42,8 @@ def naive_centred_ep(energy: HopfieldMLP, x, target, phases: Phases, beta: float
     return [-(a - b) / (2 * beta) for a, b in zip(g_plus, g_minus, strict=True)]
 
 
-def timed(fn, batches) -> tuple[float, list]:
-    start = time.perf_counter()
-    out = None
-    for x, target in batches:
-        out = fn(x, target)
-    return time.perf_counter() - start, out
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--batches", type=int, default=150)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = speed_arguments(__doc__.splitlines()[0], batches=150)
     data = load_mnist("train", args.data_dir)
     phases, beta, bs = Phases(40, 15), 0.5, 20
     energy = HopfieldMLP([784, 500, 10], generator=torch.Generator().manual_seed(0))
@@ -76,7 +60,6 @@ def main() -> None:
     def naive(x, target):
         return naive_centred_ep(energy, x, target, phases, beta)
 
-    timed(fast, batches[:5]), timed(naive, batches[:5])  # warm-up
     t_fast, g_fast = timed(fast, batches)
     t_naive, g_naive = timed(naive, batches)
     max_diff = max((a - b).abs().max().item() for a, b in zip(g_fast, g_naive, strict=True))

@@ -80,24 +80,14 @@ def test_random_sign_uses_generator_and_both_signs():
     est = EquilibriumPropagation(0.05, "random_sign")
     signs = {est._signed_betas(torch.Generator().manual_seed(s))[0] for s in range(20)}
     assert signs == {0.05, -0.05}
-    a = est.gradients(
-        solver,
-        energy.params(),
-        energy.sizes,
-        x,
-        target,
-        Phases(50, 10),
-        torch.Generator().manual_seed(7),
-    )
-    b = est.gradients(
-        solver,
-        energy.params(),
-        energy.sizes,
-        x,
-        target,
-        Phases(50, 10),
-        torch.Generator().manual_seed(7),
-    )
+
+    def run():
+        generator = torch.Generator().manual_seed(7)
+        return est.gradients(
+            solver, energy.params(), energy.sizes, x, target, Phases(50, 10), generator
+        )
+
+    a, b = run(), run()
     torch.testing.assert_close(a.grads.weights[0], b.grads.weights[0])
 
 

@@ -68,7 +68,9 @@ class EventCounts:
     neuron_updates: float = 0.0
     weight_updates: float = 0.0
 
-    def add(self, sizes: list[int], layer_spikes: list[float], samples_x_steps: int) -> None:
+    def add(self, sizes: list[int], layer_spikes: list[float], rows: int) -> None:
+        """One step of ``rows`` samples (phase copies included): spikes per layer, the synaptic
+        deliveries they cause, and one membrane update per free neuron and row."""
         if not self.spikes:
             self.spikes = [0.0] * len(layer_spikes)
         self.spikes = [a + b for a, b in zip(self.spikes, layer_spikes, strict=True)]
@@ -76,7 +78,7 @@ class EventCounts:
         for n, count in enumerate(layer_spikes):
             fan_out = (sizes[n + 1] if n < last else 0) + (sizes[n - 1] if n >= 2 else 0)
             self.synaptic += count * fan_out
-        self.neuron_updates += samples_x_steps * sum(sizes[1:])
+        self.neuron_updates += rows * sum(sizes[1:])
 
     def per_sample(self, batch: int, prefix: str = "") -> dict[str, float]:
         out = {
