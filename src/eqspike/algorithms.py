@@ -3,11 +3,14 @@
 A new algorithm plugs in by adding one entry: its :class:`~eqspike.train.config.RunConfig`
 subclass (with ``check_data``) and a builder returning an ``nn.Module`` that provides
 
-* ``forward(x) -> output scores`` (prediction = argmax) and ``loss(output, labels)``;
+* ``forward(x) -> output`` and ``loss(output, labels)``; prediction is the argmax of the
+  output unless the model has ``predict(output)`` (e.g. earliest spike);
 * ``learning_step(x, labels, generator) -> result``: fills ``param.grad`` with the gradient
   estimate; ``result`` has ``output``, per-example ``loss`` and a ``stats`` dict (averaged
   into the epoch's metrics, e.g. spikes per sample);
 * ``layer_parameters()``: parameter groups, one per layer (per-layer learning rates);
+* optionally ``bumps_weights = True`` with ``result.weight_bump`` (a weight change the trainer
+  applies instead of the optimiser step, see ``Trainer._apply_weight_bump``);
 * optionally ``last_forward_stats`` (event counts of the last forward pass, averaged into the
   evaluation metrics) and ``activity_warnings(metrics_row) -> list[str]`` (logged per epoch).
 """
@@ -22,6 +25,7 @@ from torch import nn
 
 from eqspike.ep.recipe import EqSpikeConfig, RateEPConfig, build_eqspike, build_rate_ep
 from eqspike.train.config import RunConfig
+from eqspike.ttfs.recipe import TTFSConfig, build_ttfs
 
 
 @dataclass(frozen=True)
@@ -41,5 +45,10 @@ ALGORITHMS: dict[str, Algorithm] = {
         EqSpikeConfig,
         build_eqspike,  # type: ignore[arg-type]
         "EqSpike: spike-driven Equilibrium Propagation (spiking neurons, local updates)",
+    ),
+    "ttfs": Algorithm(
+        TTFSConfig,
+        build_ttfs,  # type: ignore[arg-type]
+        "time-to-first-spike LIF networks with exact spike-time gradients (fast and deep)",
     ),
 }

@@ -41,6 +41,12 @@ class DataConfig(StrictModel):
     test_subset: int | None = Field(None, gt=0, description="evaluate on the first N test samples")
     batch_size: int = Field(20, gt=0, description="global batch size (split across ranks)")
     eval_batch_size: int = Field(1000, gt=0)
+    augment_shift: int = Field(
+        0,
+        ge=0,
+        le=4,
+        description="training images: random translation of up to this many pixels (0 = off)",
+    )
 
     @field_validator("validation")
     @classmethod

@@ -24,6 +24,7 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
+from eqspike.data.augment import random_shift
 from eqspike.data.datasets import TensorDataset, load_dataset
 from eqspike.errors import CheckpointError, ConfigError, DataError, DivergenceError
 from eqspike.io import atomic_write_json, atomic_write_text
@@ -73,10 +74,19 @@ def load_splits(config: RunConfig, data_dir: str | Path | None = None) -> Splits
     return Splits(train, validation, test)
 
 
-def batch_generator(seed: int, epoch: int, batch: int) -> torch.Generator:
-    """The random stream of one batch, a pure function of (seed, epoch, batch)."""
-    state = np.random.SeedSequence([seed, epoch, batch]).generate_state(2, dtype=np.uint64)
+def batch_generator(seed: int, epoch: int, batch: int, stream: int = 0) -> torch.Generator:
+    """The random stream of one batch, a pure function of (seed, epoch, batch); ``stream``
+    separates independent uses (0: the model's noise, 1: data augmentation)."""
+    entropy = [seed, epoch, batch] + ([stream] if stream else [])
+    state = np.random.SeedSequence(entropy).generate_state(2, dtype=np.uint64)
     return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
+
+
+def predict(model: nn.Module, output: torch.Tensor) -> torch.Tensor:
+    """Predicted classes: the model's own rule (``predict``, e.g. earliest spike, -1 for "no
+    answer") or the argmax of its output scores."""
+    rule = getattr(model, "predict", None)
+    return rule(output) if rule is not None else output.argmax(1)
 
 
 def resolve_device_type(kind: str) -> str:
@@ -109,7 +119,7 @@ def evaluation_sums(
         xb, yb = x[chunk].to(device, dtype), y[chunk].to(device)
         output = model(xb)
         sums["loss"] += model.loss(output, yb).sum().item()
-        sums["acc"] += (output.argmax(1) == yb).sum().item()
+        sums["acc"] += (predict(model, output) == yb).sum().item()
         for key, value in getattr(model, "last_forward_stats", {}).items():
             sums[key] = sums.get(key, 0.0) + value * len(yb)
     return sums
@@ -159,6 +169,12 @@ class Trainer:
 
         self.splits = load_splits(config, data_dir)
         config.check_data(self.splits.train.n_inputs, self.splits.train.n_classes)
+        if config.data.augment_shift and len(self.splits.train.input_shape) != 3:
+            raise ConfigError(
+                f"data.augment_shift = {config.data.augment_shift} translates images, but "
+                f"{config.data.dataset} samples have shape {self.splits.train.input_shape}; "
+                "set data.augment_shift=0."
+            )
         self.train_x, self.train_y = self._to_device(self.splits.train)
 
         generator = torch.Generator().manual_seed(config.seed)
@@ -304,6 +320,29 @@ class Trainer:
                     f"|{name}| reached {peak.item():.3g} (limit train.max_abs_weight = {limit:g})",
                 )
 
+    def _apply_weight_bump(self, result: Any) -> bool:
+        """Models that can find a batch unfit to learn from (TTFS: too many silent neurons)
+        return ``weight_bump`` (one tensor per parameter) instead of a gradient: the step is
+        skipped and the bump added. Across ranks: if any rank bumps, all skip and add the mean
+        bump (zero from ranks that did not), so the replicas stay identical."""
+        if not getattr(self.model, "bumps_weights", False):
+            return False
+        bump = getattr(result, "weight_bump", None)
+        if self.ctx.enabled:
+            (flag,) = dist_utils.sum_across_ranks([float(bump is not None)], self.ctx, self.device)
+        else:
+            flag = float(bump is not None)
+        if flag == 0:
+            return False
+        with torch.no_grad():
+            for param, delta in zip(self.params, bump or [None] * len(self.params), strict=True):
+                param.grad = torch.zeros_like(param) if delta is None else delta.clone()
+            dist_utils.average_gradients(self.params, self.ctx)
+            for param in self.params:
+                param.add_(param.grad)
+                param.grad = None
+        return True
+
     def train_epoch(self, epoch: int) -> dict[str, float]:
         cfg = self.config
         n_train = len(self.train_y)
@@ -327,13 +366,18 @@ class Trainer:
         start = time.perf_counter()
         for b, idx in enumerate(bar, start=1):
             x, y = self.train_x[idx], self.train_y[idx]
+            if cfg.data.augment_shift:
+                x = random_shift(x, cfg.data.augment_shift, batch_generator(cfg.seed, epoch, b, 1))
             result = self.model.learning_step(x, y, batch_generator(cfg.seed, epoch, b))
-            dist_utils.average_gradients(self.params, self.ctx)
+            bumped = self._apply_weight_bump(result)
+            if not bumped:
+                dist_utils.average_gradients(self.params, self.ctx)
             self._check_health(epoch, b, len(batches), result.loss)
-            self.optimizer.step()
+            if not bumped:
+                self.optimizer.step()
             self._check_weights(epoch, b, len(batches))
             loss_sum += result.loss.sum().item()
-            correct += (result.output.argmax(1) == y).sum().item()
+            correct += (predict(self.model, result.output) == y).sum().item()
             seen += len(y)
             for key, value in result.stats.items():
                 stat_sums[key] = stat_sums.get(key, 0.0) + value * len(y)

@@ -1,0 +1,291 @@
+"""First-spike times of current-based LIF neurons in closed form, with exact gradients.
+
+Units: times in τ_s, C = τ_s = 1, threshold θ, leak g_L = 1/r for τ_m = r·τ_s (r ∈ {1, 2}),
+so the reduced threshold is c = g_L θ. A neuron sums exponential synaptic currents from the
+inputs that spiked before it (its causal set C, inputs sorted by time, prefix k):
+
+* r = 1: V(t) = e^{-t} (a1 t - b),  a1 = Σ_C w_i e^{t_i},  b = Σ_C w_i t_i e^{t_i};
+  T = b/a1 - W₀(-(c/a1) e^{b/a1}).
+* r = 2: V(t)/2 = a2 x - a1 x²,  x = e^{-t/2},  a2 = Σ_C w_i e^{t_i/2};
+  T = 2 ln[2 a1 / (a2 + sqrt(a2² - 4 a1 c))].
+
+**Causal set in O(B·N_in·N_out) memory.** Cumulative sums over the time-sorted inputs give
+every prefix's (a1, b / a2). The spike lies in the first inter-spike interval [t_k, t_{k+1})
+where the prefix-k potential reaches threshold: at the interval's end, or at its peak when the
+peak falls inside. Because the potential is continuous and below threshold at t_k, this is the
+spec's "smallest valid candidate" — found with one exponential per prefix and no Lambert W;
+W₀ (or the square root) is then evaluated once per (sample, neuron). Work is chunked over
+output neurons so that no temporary exceeds ``max_elements``.
+
+Gradients (W = W₀ at the solution; both only over the causal set):
+
+* r = 1: ∂T/∂w_i = -e^{t_i}(T - t_i) / (a1 (1+W)),  ∂T/∂t_i = -w_i e^{t_i}(T - t_i - 1) / (a1 (1+W))
+* r = 2: with s = sqrt(a2² - 4 a1 c), k = (1 + (c/s) e^{T/2}) / a1:
+  ∂T/∂w_i = 2 (k e^{t_i} - e^{t_i/2}/s),  ∂T/∂t_i = w_i (2 k e^{t_i} - e^{t_i/2}/s)
+
+They need only the input times, the weights and the output time (W = b/a1 - T), so the
+backward pass also serves output times measured elsewhere (a time-stepped integrator, or
+hardware in the loop).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from eqspike.ttfs.lambertw import lambertw0
+
+SUPPORTED_TAU_RATIOS = (1, 2)
+DEFAULT_MAX_ELEMENTS = 1 << 22  # per temporary (B x N_in x chunk): 32 MB in float64
+
+
+def check_tau_ratio(tau_ratio: float) -> int:
+    if tau_ratio not in SUPPORTED_TAU_RATIOS:
+        raise ValueError(
+            f"tau_m / tau_s = {tau_ratio} has no closed-form spike time; supported ratios are "
+            f"{SUPPORTED_TAU_RATIOS} (use the time-stepped integrator, model.time_step, for others)."
+        )
+    return int(tau_ratio)
+
+
+def check_input_times(times: torch.Tensor, n_inputs: int, name: str = "input spike times") -> None:
+    """Clear errors for the inputs the closed forms cannot take (NaN, -∞, negative, wrong width);
+    +∞ means "no spike" and is allowed."""
+    if times.dim() != 2 or times.shape[1] != n_inputs:
+        raise ValueError(
+            f"{name} must have shape (batch, {n_inputs}); got {tuple(times.shape)}. Match "
+            "model.layers[0] to the number of input features."
+        )
+    if torch.isnan(times).any():
+        raise ValueError(f"{name} contain NaN; use +inf for an input that does not spike.")
+    if (times < 0).any():
+        bad = times[times < 0].min().item()
+        raise ValueError(
+            f"{name} must be >= 0 (spikes happen after the pattern starts); the smallest is "
+            f"{bad:g}. Shift the encoding (t_early >= 0) or reflect jittered times."
+        )
+
+
+@dataclass
+class _Sorted:
+    """A batch's input times sorted per sample, with the exponentials the sums need."""
+
+    times: torch.Tensor  # (B, I) ascending, +inf last
+    order: torch.Tensor  # (B, I) permutation
+    next_times: torch.Tensor  # (B, I): t_{k+1}, +inf after the last
+    exp_t: torch.Tensor  # e^{t}, 0 where t = inf
+    t_exp_t: torch.Tensor  # t e^{t} (r = 1) or e^{t/2} (r = 2), 0 where t = inf
+
+
+def _sort_inputs(times: torch.Tensor, tau_ratio: int) -> _Sorted:
+    sorted_times, order = times.sort(dim=1)
+    finite = torch.isfinite(sorted_times)
+    safe = torch.where(finite, sorted_times, torch.zeros_like(sorted_times))
+    exp_t = torch.where(finite, safe.exp(), torch.zeros_like(safe))
+    second = safe * exp_t if tau_ratio == 1 else torch.where(finite, (safe / 2).exp(), 0.0)
+    inf = torch.full_like(sorted_times[:, :1], math.inf)
+    next_times = torch.cat([sorted_times[:, 1:], inf], dim=1)
+    return _Sorted(sorted_times, order, next_times, exp_t, second)
+
+
+def _chunks(batch: int, n_in: int, n_out: int, max_elements: int) -> list[slice]:
+    width = max(1, min(n_out, max_elements // max(1, batch * n_in)))
+    return [slice(j, min(j + width, n_out)) for j in range(0, n_out, width)]
+
+
+def _first_crossing(
+    s: _Sorted, weights: torch.Tensor, c: torch.Tensor, tau_ratio: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For one chunk of outputs: (has_spike, a1, second sum) at the first crossing interval.
+
+    ``weights`` (I, J), ``c`` broadcastable to (B, J). Returns tensors of shape (B, J).
+    """
+    w_sorted = weights[s.order]  # (B, I, J)
+    a1 = torch.cumsum(w_sorted * s.exp_t[:, :, None], dim=1)
+    second = torch.cumsum(w_sorted.mul_(s.t_exp_t[:, :, None]), dim=1)  # b or a2
+    del w_sorted
+    c3 = c.unsqueeze(1)  # (B or 1, 1, J)
+    t_k, t_next = s.times[:, :, None], s.next_times[:, :, None]
+    next_finite = torch.isfinite(t_next)
+    t_next_safe = torch.where(next_finite, t_next, torch.zeros_like(t_next))
+    positive = a1 > 0
+    a1_safe = torch.where(positive, a1, torch.ones_like(a1))
+    if tau_ratio == 1:
+        # U(t) = e^{-t}(a1 t - b); peak at t* = 1 + b/a1 with U* = a1 e^{-t*}.
+        u_end = (-t_next_safe).exp() * (a1 * t_next_safe - second)
+        t_peak = 1.0 + second / a1_safe
+        u_peak = a1_safe * (-t_peak).exp()
+        peak_inside = (t_peak >= t_k) & (t_peak < t_next)
+    else:
+        # U(x) = a2 x - a1 x², x = e^{-t/2} decreasing in t; peak x* = a2/(2 a1), U* = a2²/(4 a1).
+        x_next = (-t_next_safe / 2).exp()
+        u_end = second * x_next - a1 * x_next * x_next
+        x_peak = second / (2 * a1_safe)
+        u_peak = second * second / (4 * a1_safe)
+        x_k = torch.where(torch.isfinite(t_k), (-t_k / 2).exp(), torch.zeros_like(t_k))
+        peak_inside = (x_peak > 0) & (x_peak <= x_k) & (x_peak > torch.where(next_finite, x_next, 0))
+    crosses = positive & ((next_finite & (u_end >= c3)) | (peak_inside & (u_peak >= c3)))
+    has_spike = crosses.any(dim=1)
+    first = crosses.to(torch.int8).argmax(dim=1, keepdim=True)  # first True (0 if none)
+    return has_spike, a1.gather(1, first).squeeze(1), second.gather(1, first).squeeze(1)
+
+
+def _closed_form(
+    a1: torch.Tensor, second: torch.Tensor, c: torch.Tensor, tau_ratio: int
+) -> torch.Tensor:
+    if tau_ratio == 1:
+        ratio = second / a1
+        z = (-(c / a1) * ratio.exp()).clamp(min=-math.exp(-1.0))
+        return ratio - lambertw0(z)
+    root = (second * second - 4 * a1 * c).clamp(min=0.0).sqrt()
+    return 2 * torch.log(2 * a1 / (second + root))
+
+
+@torch.no_grad()
+def first_spike_times(
+    times: torch.Tensor,
+    weights: torch.Tensor,
+    c: torch.Tensor | float = 1.0,
+    tau_ratio: int = 1,
+    max_elements: int = DEFAULT_MAX_ELEMENTS,
+) -> torch.Tensor:
+    """Exact first-spike times ``(B, J)`` (+inf: no spike) of neurons with input spike times
+    ``times`` ``(B, I)`` through ``weights`` ``(I, J)``; ``c = g_L θ`` per neuron or per
+    (sample, neuron)."""
+    tau_ratio = check_tau_ratio(tau_ratio)
+    c = torch.as_tensor(c, dtype=times.dtype, device=times.device)
+    c = c.expand(times.shape[0], weights.shape[1]) if c.dim() < 2 else c
+    s = _sort_inputs(times, tau_ratio)
+    out = torch.full((times.shape[0], weights.shape[1]), math.inf, dtype=times.dtype)
+    out = out.to(times.device)
+    for cols in _chunks(*times.shape, weights.shape[1], max_elements):
+        has_spike, a1, second = _first_crossing(s, weights[:, cols], c[:, cols], tau_ratio)
+        a1 = torch.where(has_spike, a1, torch.ones_like(a1))
+        spike = _closed_form(a1, second, c[:, cols], tau_ratio)
+        out[:, cols] = torch.where(has_spike & torch.isfinite(spike), spike, math.inf)
+    return out
+
+
+def spike_time_backward(
+    times: torch.Tensor,
+    weights: torch.Tensor,
+    out_times: torch.Tensor,
+    c: torch.Tensor,
+    tau_ratio: int,
+    grad_out: torch.Tensor,
+    dw_guard: float | None = None,
+    max_elements: int = DEFAULT_MAX_ELEMENTS,
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Vector-Jacobian products of the first-spike times: (∂L/∂t_in, ∂L/∂w, dropped).
+
+    ``grad_out`` = δ_j = ∂L/∂T_j. With ``dw_guard``, a (sample, neuron) whose largest
+    |δ_j ∂T_j/∂w_ij| exceeds it contributes nothing (near-threshold crossings, W → -1, make
+    the gradient blow up); ``dropped`` counts them.
+    """
+    batch, n_in = times.shape
+    spiking = torch.isfinite(out_times)
+    delta = torch.where(spiking, grad_out, torch.zeros_like(grad_out))
+    out_safe = torch.where(spiking, out_times, torch.zeros_like(out_times))
+    c = c.expand(batch, weights.shape[1]) if c.dim() < 2 else c
+    finite_in = torch.isfinite(times)
+    t_safe = torch.where(finite_in, times, torch.zeros_like(times))
+    exp_t = torch.where(finite_in, t_safe.exp(), torch.zeros_like(t_safe))[:, :, None]
+    t3 = t_safe[:, :, None]
+    grad_in = torch.zeros_like(times)
+    grad_w = torch.zeros_like(weights)
+    dropped = 0
+    for cols in _chunks(batch, n_in, weights.shape[1], max_elements):
+        w = weights[:, cols][None]  # (1, I, J)
+        t_out = out_safe[:, None, cols]  # (B, 1, J)
+        causal = (finite_in[:, :, None] & (times[:, :, None] < out_times[:, None, cols])).to(
+            times.dtype
+        )
+        we = w * exp_t * causal  # w_i e^{t_i} over the causal set
+        a1 = we.sum(1, keepdim=True)
+        a1 = torch.where(a1 != 0, a1, torch.ones_like(a1))
+        if tau_ratio == 1:
+            b = (we * t3).sum(1, keepdim=True)
+            lambert = b / a1 - t_out  # W at the solution
+            scale = 1.0 / (a1 * (1.0 + lambert))
+            d_w = -(exp_t * causal) * (t_out - t3) * scale
+            d_t = -we * (t_out - t3 - 1.0) * scale
+        else:
+            half = torch.where(finite_in, (t_safe / 2).exp(), torch.zeros_like(t_safe))[:, :, None]
+            a2 = (w * half * causal).sum(1, keepdim=True)
+            c3 = c[:, None, cols]
+            root = (a2 * a2 - 4 * a1 * c3).clamp(min=1e-30).sqrt()
+            k = (1.0 + (c3 / root) * (t_out / 2).exp()) / a1
+            d_w = 2 * (k * exp_t - half / root) * causal
+            d_t = w * (2 * k * exp_t - half / root) * causal
+        d = delta[:, None, cols]
+        if dw_guard is not None:
+            too_big = (d_w * d).abs().amax(dim=1, keepdim=True) > dw_guard
+            dropped += int(too_big.sum())
+            d = torch.where(too_big, torch.zeros_like(d), d)
+        d_w = torch.nan_to_num(d_w * d, nan=0.0, posinf=0.0, neginf=0.0)
+        d_t = torch.nan_to_num(d_t * d, nan=0.0, posinf=0.0, neginf=0.0)
+        grad_w[:, cols] = d_w.sum(0)
+        grad_in += d_t.sum(2)
+    return grad_in, grad_w, dropped
+
+
+class FirstSpikeTime(torch.autograd.Function):
+    """T = first_spike_times(t_in, W) with the exact gradients above.
+
+    ``out_times`` (optional) replaces the analytic forward pass by externally measured spike
+    times (time-stepped integrator, hardware): the gradients are then the closed forms
+    evaluated at those times. ``stats`` (a dict) receives the number of guard drops.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx,
+        times: torch.Tensor,
+        weights: torch.Tensor,
+        c: torch.Tensor,
+        tau_ratio: int,
+        dw_guard: float | None,
+        out_times: torch.Tensor | None,
+        stats: dict | None,
+        max_elements: int,
+    ) -> torch.Tensor:
+        if out_times is None:
+            out_times = first_spike_times(times, weights, c, tau_ratio, max_elements)
+        ctx.save_for_backward(times, weights, out_times, c)
+        ctx.config = (tau_ratio, dw_guard, stats, max_elements)
+        return out_times
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
+        times, weights, out_times, c = ctx.saved_tensors
+        tau_ratio, dw_guard, stats, max_elements = ctx.config
+        grad_in, grad_w, dropped = spike_time_backward(
+            times, weights, out_times, c, tau_ratio, grad_out, dw_guard, max_elements
+        )
+        if stats is not None:
+            stats["guard_dropped"] = stats.get("guard_dropped", 0) + dropped
+        return grad_in, grad_w, None, None, None, None, None, None
+
+
+def spike_times(
+    times: torch.Tensor,
+    weights: torch.Tensor,
+    c: torch.Tensor | float = 1.0,
+    tau_ratio: int = 1,
+    dw_guard: float | None = None,
+    out_times: torch.Tensor | None = None,
+    stats: dict | None = None,
+    max_elements: int = DEFAULT_MAX_ELEMENTS,
+) -> torch.Tensor:
+    """Differentiable first-spike times (see :class:`FirstSpikeTime`)."""
+    tau_ratio = check_tau_ratio(tau_ratio)
+    c = torch.as_tensor(c, dtype=times.dtype, device=times.device)
+    if c.dim() == 0:
+        c = c.expand(1, weights.shape[1])
+    elif c.dim() == 1:
+        c = c[None]
+    return FirstSpikeTime.apply(
+        times, weights, c, tau_ratio, dw_guard, out_times, stats, max_elements
+    )
