@@ -141,7 +141,6 @@ class TTFSNetwork(nn.Module):
         if self.training and e.jitter > 0 and generator is not None:
             noise = torch.randn(times.shape, generator=generator, dtype=times.dtype)
             times = (times + e.jitter * noise.to(times.device)).abs()
-        check_input_times(times, self.sizes[0])
         return times
 
     def forward_times(
@@ -151,6 +150,7 @@ class TTFSNetwork(nn.Module):
         stats: dict | None = None,
     ) -> list[torch.Tensor]:
         """Spike times of every layer (hidden..., output) for input spike times ``times``."""
+        check_input_times(times, self.sizes[0])
         m, d = self.config.model, self.config.distortions
         generator = generator or self._eval_generator
         step = self._uses_integrator()
