@@ -83,7 +83,7 @@ def test_gradients_match_finite_differences(tau_ratio):
         # Random directions: a sum of the output times with random weights.
         mix = torch.randn(out.shape, generator=g)
         assert torch.autograd.gradcheck(
-            lambda a, b, m=mix: (spike_times(a, b, c, tau_ratio) * m).sum(),
+            lambda a, b, m=mix, c=c: (spike_times(a, b, c, tau_ratio) * m).sum(),
             (t, w),
             eps=1e-7,
             atol=1e-6,

@@ -36,7 +36,7 @@ def integrate_first_spikes(
         raise ValueError(f"the integrator step must be a positive number of tau_s; got {step}.")
     batch, _ = times.shape
     n_out = weights.shape[1]
-    n_steps = int(math.ceil(t_max / step)) + 1
+    n_steps = math.ceil(t_max / step) + 1
     dtype, device = times.dtype, times.device
     bins = torch.round(torch.where(torch.isfinite(times), times, -1.0) / step).long()
     arrives = (bins >= 0) & (bins < n_steps)

@@ -136,9 +136,8 @@ class TTFSConfig(RunConfig):
                 f"({want} input features{note}, {n_classes} classes); use model.layers = "
                 f"{[want, *layers[1:-1], n_classes]}."
             )
-        if self.encoding.crop or self.encoding.resize:
-            if self.data.dataset == "yinyang":
-                raise ConfigError("encoding.crop / encoding.resize apply to images; set them null.")
+        if (self.encoding.crop or self.encoding.resize) and self.data.dataset == "yinyang":
+            raise ConfigError("encoding.crop / encoding.resize apply to images; set them null.")
 
 
 def build_ttfs(config: TTFSConfig, generator: torch.Generator):

@@ -45,7 +45,8 @@ def check_tau_ratio(tau_ratio: float) -> int:
     if tau_ratio not in SUPPORTED_TAU_RATIOS:
         raise ValueError(
             f"tau_m / tau_s = {tau_ratio} has no closed-form spike time; supported ratios are "
-            f"{SUPPORTED_TAU_RATIOS} (use the time-stepped integrator, model.time_step, for others)."
+            f"{SUPPORTED_TAU_RATIOS} (for others use the time-stepped integrator, "
+            "model.time_step)."
         )
     return int(tau_ratio)
 
