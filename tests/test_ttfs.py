@@ -219,6 +219,6 @@ def test_prediction_is_the_earliest_spike_and_silence_is_wrong():
 
 
 def test_short_yinyang_run_learns(tmp_path):
-    config = load_config("ttfs/yinyang", ["train.epochs=25", "model.layers=[4, 40, 3]"])
-    summary = train(config, None, tmp_path / "run", None, True)
-    assert summary["test_acc"] > 0.90
+    overrides = ["train.epochs=12", "data.batch_size=50", "optimizer.lr=0.01", "train.plots=false"]
+    summary = train(load_config("ttfs/yinyang", overrides), None, tmp_path / "run", None, True)
+    assert summary["test_acc"] > 0.90  # measured 0.93

@@ -124,6 +124,42 @@ def build_parser() -> argparse.ArgumentParser:
     stdp.add_argument("--max-lag", type=int, default=10, help="largest |Δt| in steps")
     stdp.add_argument("--out", help="output folder (default RUN/analysis)")
 
+    robust = sub.add_parser(
+        "robustness",
+        help="accuracy of a trained TTFS run under hardware distortions (JSON + PNGs)",
+        description="Evaluate RUN's latest checkpoint with each substrate distortion at a range "
+        "of strengths (trained without it); with --retrain, also fine-tune RUN with the "
+        "distortion present and evaluate again (trained with it). Writes robustness.json and "
+        "robustness_<distortion>.png into RUN/robustness (or --out).",
+    )
+    robust.add_argument("run", help="run directory of a ttfs run")
+    robust.add_argument("--data-dir", help="folder holding <dataset>/ IDX files")
+    robust.add_argument(
+        "--distortion",
+        action="append",
+        dest="distortions",
+        help="only this distortion (repeatable); default all",
+    )
+    robust.add_argument("--retrain", action="store_true", help="also train with the distortion")
+    robust.add_argument(
+        "--retrain-epochs", type=int, default=20, help="fine-tuning epochs (default 20)"
+    )
+    robust.add_argument(
+        "--pattern-seeds", type=int, default=3, help="frozen patterns averaged (default 3)"
+    )
+    robust.add_argument("--out", help="output folder (default RUN/robustness)")
+
+    plot = sub.add_parser(
+        "plot",
+        help="plots of a trained TTFS run: output spike times per class, Yin-Yang decisions",
+        description="Write output_spike_times.png (and for Yin-Yang decision_map.png) for RUN's "
+        "latest checkpoint on test samples into RUN/analysis (or --out).",
+    )
+    plot.add_argument("run", help="run directory of a ttfs run")
+    plot.add_argument("--data-dir", help="folder holding <dataset>/ IDX files")
+    plot.add_argument("--samples", type=int, default=1000, help="test samples (default 1000)")
+    plot.add_argument("--out", help="output folder (default RUN/analysis)")
+
     sub.add_parser("list", help="list the shipped configs", description="List shipped configs.")
     return parser
 
@@ -212,6 +248,46 @@ def cmd_stdp(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_robustness(args: argparse.Namespace) -> int:
+    from eqspike.ttfs.robustness import robustness_sweep
+
+    result = robustness_sweep(
+        args.run,
+        args.out,
+        args.distortions,
+        args.retrain,
+        args.retrain_epochs,
+        args.pattern_seeds,
+        args.data_dir,
+    )
+    out = Path(args.out or Path(args.run) / "robustness")
+    print(f"baseline test accuracy {100 * result['baseline_test_acc']:.2f} %")
+    print(f"written: {out / 'robustness.json'} and {len(result['distortions'])} PNGs")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    import torch
+
+    from eqspike.train.api import load
+    from eqspike.train.trainer import load_splits
+    from eqspike.ttfs.plots import output_spike_raster, yinyang_decision_map
+
+    run = load(args.run)
+    if run.config.algorithm != "ttfs":
+        raise EqspikeError(f"eqspike plot draws TTFS runs; {args.run} is {run.config.algorithm!r}")
+    test = load_splits(run.config, args.data_dir).test
+    dtype = getattr(torch, run.config.train.dtype)
+    x, y = test.x[: args.samples].to(dtype), test.y[: args.samples]
+    out = Path(args.out or Path(args.run) / "analysis")
+    out.mkdir(parents=True, exist_ok=True)
+    written = [output_spike_raster(run.model, x, y, out / "output_spike_times.png")["png"]]
+    if run.config.data.dataset == "yinyang":
+        written.append(yinyang_decision_map(run.model, x, y, out / "decision_map.png")["png"])
+    print("written:", ", ".join(written))
+    return 0
+
+
 def cmd_list(_: argparse.Namespace) -> int:
     import yaml
 
@@ -233,6 +309,8 @@ COMMANDS = {
     "gradcheck": cmd_gradcheck,
     "raster": cmd_raster,
     "stdp": cmd_stdp,
+    "robustness": cmd_robustness,
+    "plot": cmd_plot,
     "list": cmd_list,
 }
 

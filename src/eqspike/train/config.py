@@ -95,6 +95,9 @@ class TrainConfig(StrictModel):
     threads: int | None = Field(None, gt=0, description="torch CPU threads (default: torch's)")
     max_abs_weight: float = Field(1e3, gt=0, description="stop as diverged above this |weight|")
     keep_checkpoints: int = Field(2, gt=0, description="how many epoch checkpoints to keep")
+    init_from: str | None = Field(
+        None, description="start from this run directory's latest weights (fine-tuning)"
+    )
     plots: bool = True
 
 

@@ -186,11 +186,32 @@ class Trainer:
         self.metrics = MetricsLog(self.run_dir)
         self.start_epoch = 1
         self.elapsed_before = 0.0
+        self._plotted_at = -math.inf
         if resume:
             self._restore()
-        elif self.ctx.is_main:
-            self._write_run_files()
-            self._save(0, {})
+        else:
+            if config.train.init_from:
+                self._initialise_from(Path(config.train.init_from))
+            if self.ctx.is_main:
+                self._write_run_files()
+                self._save(0, {})
+
+    def _initialise_from(self, run_dir: Path) -> None:
+        path = latest_checkpoint_path(run_dir)
+        if path is None:
+            raise ConfigError(
+                f"train.init_from = {str(run_dir)!r} holds no checkpoint; give a run directory "
+                "(one with checkpoints/latest)."
+            )
+        weights = load_checkpoint(path, self.device).weights
+        try:
+            self.model.load_state_dict(weights)
+        except RuntimeError as exc:
+            raise ConfigError(
+                f"train.init_from: the weights of {path} do not fit this model "
+                f"({str(exc).splitlines()[0]}); use a run with the same model.layers."
+            ) from None
+        self.model.to(device=self.device, dtype=self.dtype)
 
     # --- setup --------------------------------------------------------------------------
 
@@ -446,10 +467,13 @@ class Trainer:
             if self.ctx.is_main:
                 self._save(epoch, row)
                 self.metrics.write()
-                if cfg.train.plots:
+                # Curves cost ~0.3 s to draw: at most every 30 s, and always after the last epoch.
+                now = time.perf_counter()
+                if cfg.train.plots and (epoch == last_epoch or now - self._plotted_at > 30):
                     from eqspike.analysis.plots import plot_training_curves
 
                     plot_training_curves(self.metrics.rows, self.run_dir / "curves.png", cfg.name)
+                    self._plotted_at = now
             dist_utils.barrier(self.ctx)
             log.info(
                 "epoch %d/%d  loss %.4f  train %.2f%%%s  test %.2f%%  (%.1fs, %.0f samples/s)",
