@@ -40,6 +40,16 @@ def machine() -> dict[str, Any]:
     }
 
 
+def train_or_resume(config, out: Path, data_dir, stop_after: int | None = None) -> dict:
+    """Train ``config`` into ``out``, or continue it there from its latest checkpoint."""
+    from eqspike.train.api import resume, train
+    from eqspike.train.checkpoint import latest_checkpoint_path
+
+    if latest_checkpoint_path(out) is not None:
+        return resume(out, None, data_dir, False, stop_after)
+    return train(config, None, out, data_dir, False, stop_after)
+
+
 def record(
     name: str, metrics: dict[str, Any], notes: str = "", targets: dict | None = None
 ) -> Path:

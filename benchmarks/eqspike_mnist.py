@@ -18,10 +18,9 @@ import argparse
 import json
 from pathlib import Path
 
-from common import ROOT, record
+from common import ROOT, record, train_or_resume
 
-from eqspike.train.api import read_run_config, resume, train
-from eqspike.train.checkpoint import latest_checkpoint_path
+from eqspike.train.api import read_run_config
 from eqspike.train.config import load_config
 from eqspike.train.evaluate import evaluate_run
 
@@ -46,12 +45,6 @@ def check_twin(spiking, twin) -> None:
     wrong = [k for k, (a, b) in pairs.items() if a != b]
     if wrong:
         raise SystemExit(f"eqspike/mnist_rate_twin differs from eqspike/mnist in {wrong}")
-
-
-def train_or_resume(config, out: Path, data_dir, stop_after) -> dict:
-    if latest_checkpoint_path(out) is not None:
-        return resume(out, None, data_dir, False, stop_after)
-    return train(config, None, out, data_dir, False, stop_after)
 
 
 def main() -> None:

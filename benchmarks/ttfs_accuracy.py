@@ -1,0 +1,119 @@
+"""Benchmark: accuracy of time-to-first-spike training (fast and deep) on Yin-Yang and MNIST.
+
+Parts (each resumable; run them in the background, they take long):
+
+* ``yinyang``: ``configs/ttfs/yinyang.yaml`` (4-120-3, 300 epochs) for seeds 0, 1, 2 into
+  ``pretrained/ttfs-yinyang-seed<k>``: mean ± std test accuracy, epoch seconds, wall time.
+* ``mnist``: ``configs/ttfs/mnist.yaml`` (784-350-10) into ``pretrained/ttfs-mnist``.
+* ``mnist16``: ``configs/ttfs/mnist16.yaml`` (16x16, 256-128-10) into ``pretrained/ttfs-mnist16``.
+* ``record``: writes ``benchmarks/results/ttfs_accuracy.json`` from whatever the runs reached,
+  with the epochs each got to (a run that is not finished is reported as such).
+
+    nohup python benchmarks/ttfs_accuracy.py --part yinyang > ttfs_yy.log 2>&1 &
+    nohup python benchmarks/ttfs_accuracy.py --part mnist16 --data-dir ../shared/data \
+        --stop-after-epoch 40 > ttfs_m16.log 2>&1 &
+    python benchmarks/ttfs_accuracy.py --part record --data-dir ../shared/data
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from common import ROOT, record, train_or_resume
+
+from eqspike.train.config import load_config
+from eqspike.train.evaluate import evaluate_run
+
+PRETRAINED = ROOT / "pretrained"
+YINYANG_SEEDS = (0, 1, 2)
+
+
+def yinyang_dir(seed: int) -> Path:
+    return PRETRAINED / f"ttfs-yinyang-seed{seed}"
+
+
+def run_state(run_dir: Path, data_dir) -> dict[str, Any] | None:
+    """Summary of a run plus a fresh re-evaluation of its latest checkpoint."""
+    summary_path = run_dir / "summary.json"
+    if not summary_path.is_file():
+        return None
+    summary = json.loads(summary_path.read_text())
+    config = load_config(run_dir / "config.yaml")
+    check = evaluate_run(run_dir, "test", data_dir)
+    return {
+        "status": summary["status"],
+        "epochs": summary["epochs"],
+        "epochs_planned": config.train.epochs,
+        "test_acc": summary["test_acc"],
+        "test_acc_reevaluated": check["accuracy"],
+        "epoch_seconds": summary["train_seconds"] / max(1, summary["epochs"]),
+        "train_samples_per_s": summary["train_samples_per_s"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument(
+        "--part", choices=["yinyang", "mnist", "mnist16", "record"], default="record"
+    )
+    parser.add_argument("--stop-after-epoch", type=int, default=None)
+    args = parser.parse_args()
+    if args.part == "yinyang":
+        for seed in YINYANG_SEEDS:
+            config = load_config("ttfs/yinyang", [f"seed={seed}", f"name=ttfs-yinyang-seed{seed}"])
+            train_or_resume(config, yinyang_dir(seed), None, args.stop_after_epoch)
+        return
+    if args.part in ("mnist", "mnist16"):
+        config = load_config(f"ttfs/{args.part}")
+        train_or_resume(config, PRETRAINED / f"ttfs-{args.part}", args.data_dir, args.stop_after_epoch)
+        return
+
+    metrics: dict[str, Any] = {}
+    yinyang = [run_state(yinyang_dir(s), None) for s in YINYANG_SEEDS]
+    done = [r for r in yinyang if r and r["status"] == "completed"]
+    if done:
+        accs = [r["test_acc"] for r in done]
+        metrics |= {
+            "yinyang_test_acc": statistics.mean(accs),
+            "yinyang_test_acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+            "yinyang_test_acc_per_seed": accs,
+            "yinyang_seeds": len(done),
+            "yinyang_epochs": done[0]["epochs"],
+            "yinyang_epoch_seconds": statistics.mean(r["epoch_seconds"] for r in done),
+            "yinyang_train_seconds_300_epochs": statistics.mean(
+                r["epoch_seconds"] * r["epochs"] for r in done
+            ),
+        }
+    for part in ("mnist", "mnist16"):
+        state = run_state(PRETRAINED / f"ttfs-{part}", args.data_dir)
+        if state is None:
+            continue
+        metrics |= {
+            f"{part}_test_acc": state["test_acc"],
+            f"{part}_test_acc_reevaluated": state["test_acc_reevaluated"],
+            f"{part}_epochs": state["epochs"],
+            f"{part}_epochs_planned": state["epochs_planned"],
+            f"{part}_status": state["status"],
+            f"{part}_epoch_seconds": state["epoch_seconds"],
+        }
+    record(
+        "ttfs_accuracy",
+        metrics,
+        notes="Yin-Yang: mean ± std over seeds 0-2, 300 epochs each. MNIST runs: the epochs "
+        "reached within the CPU budget (status 'stopped' = unfinished; resume with --part). "
+        "epoch_seconds: training only, 1 thread, float64.",
+        targets={
+            "yinyang_test_acc": ">= 0.959",
+            "mnist_test_acc": ">= 0.971",
+            "mnist16_test_acc": ">= 0.969",
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
