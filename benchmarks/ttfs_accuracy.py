@@ -70,7 +70,9 @@ def main() -> None:
         return
     if args.part in ("mnist", "mnist16"):
         config = load_config(f"ttfs/{args.part}")
-        train_or_resume(config, PRETRAINED / f"ttfs-{args.part}", args.data_dir, args.stop_after_epoch)
+        train_or_resume(
+            config, PRETRAINED / f"ttfs-{args.part}", args.data_dir, args.stop_after_epoch
+        )
         return
 
     metrics: dict[str, Any] = {}
