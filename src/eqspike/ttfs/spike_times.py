@@ -116,25 +116,32 @@ def _first_crossing(
     t_k, t_next = s.times[:, None, :], s.next_times[:, None, :]
     next_finite = torch.isfinite(t_next)
     t_next_safe = torch.where(next_finite, t_next, torch.zeros_like(t_next))
-    positive = a1 > 0
-    a1_safe = torch.where(positive, a1, torch.ones_like(a1))
+    positive = a1 > 0  # a1 <= 0: the potential never rises to threshold (NaNs below compare False)
     if tau_ratio == 1:
-        # U(t) = e^{-t}(a1 t - b); peak at t* = 1 + b/a1 with U* = a1 e^{-t*}.
-        u_end = (-t_next_safe).exp() * (a1 * t_next_safe - second)
-        t_peak = 1.0 + second / a1_safe
-        u_peak = a1_safe * (-t_peak).exp()
-        peak_inside = (t_peak >= t_k) & (t_peak < t_next)
+        # U(t) = e^{-t}(a1 t - b); at the interval's end (0 when there is none) ...
+        decay_next = torch.where(next_finite, (-t_next_safe).exp(), torch.zeros_like(t_next))
+        crosses = (a1 * t_next_safe).sub_(second).mul_(decay_next) >= c3
+        # ... or at the peak t* = 1 + b/a1 (U* = a1 e^{-t*}) when it lies inside the interval;
+        # rare, so U* is evaluated only there.
+        ratio = second / a1
+        inside = (ratio >= t_k - 1.0) & (ratio < t_next - 1.0) & positive
+        where = inside.nonzero(as_tuple=True)
+        if where[0].numel():
+            peak_value = a1[where] * torch.exp(-1.0 - ratio[where])
+            crosses[where] |= peak_value >= c3.expand_as(a1)[where]
+        del ratio, inside
+        crosses &= positive
     else:
         # U(x) = a2 x - a1 x², x = e^{-t/2} decreasing in t; peak x* = a2/(2 a1), U* = a2²/(4 a1).
+        a1_safe = torch.where(positive, a1, torch.ones_like(a1))
         x_next = (-t_next_safe / 2).exp()
         u_end = second * x_next - a1 * x_next * x_next
         x_peak = second / (2 * a1_safe)
         u_peak = second * second / (4 * a1_safe)
         x_k = torch.where(torch.isfinite(t_k), (-t_k / 2).exp(), torch.zeros_like(t_k))
-        peak_inside = (
-            (x_peak > 0) & (x_peak <= x_k) & (x_peak > torch.where(next_finite, x_next, 0))
-        )
-    crosses = positive & ((next_finite & (u_end >= c3)) | (peak_inside & (u_peak >= c3)))
+        x_after = torch.where(next_finite, x_next, torch.zeros_like(x_next))
+        peak_inside = (x_peak > 0) & (x_peak <= x_k) & (x_peak > x_after)
+        crosses = positive & ((next_finite & (u_end >= c3)) | (peak_inside & (u_peak >= c3)))
     first_hit, first = crosses.to(torch.uint8).max(dim=2, keepdim=True)  # first True (0 if none)
     has_spike = first_hit.squeeze(2).bool()
     return has_spike, a1.gather(2, first).squeeze(2), second.gather(2, first).squeeze(2)
@@ -162,18 +169,74 @@ def first_spike_times(
     """Exact first-spike times ``(B, J)`` (+inf: no spike) of neurons with input spike times
     ``times`` ``(B, I)`` through ``weights`` ``(I, J)``; ``c = g_L θ`` per neuron or per
     (sample, neuron)."""
-    tau_ratio = check_tau_ratio(tau_ratio)
+    return _exact_pass(times, weights, c, check_tau_ratio(tau_ratio), max_elements)[0]
+
+
+def _exact_pass(
+    times: torch.Tensor,
+    weights: torch.Tensor,
+    c: torch.Tensor | float,
+    tau_ratio: int,
+    max_elements: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Spike times and the causal-set sums (a1, b or a2) at them, which the backward reuses."""
     c = torch.as_tensor(c, dtype=times.dtype, device=times.device)
     c = c.expand(times.shape[0], weights.shape[1]) if c.dim() < 2 else c
     s = _sort_inputs(times, tau_ratio)
     out = torch.full((times.shape[0], weights.shape[1]), math.inf, dtype=times.dtype)
     out = out.to(times.device)
+    a1_all, second_all = torch.ones_like(out), torch.zeros_like(out)
     for cols in _chunks(*times.shape, weights.shape[1], max_elements):
         has_spike, a1, second = _first_crossing(s, weights[:, cols], c[:, cols], tau_ratio)
         a1 = torch.where(has_spike, a1, torch.ones_like(a1))
         spike = _closed_form(a1, second, c[:, cols], tau_ratio)
         out[:, cols] = torch.where(has_spike & torch.isfinite(spike), spike, math.inf)
-    return out
+        a1_all[:, cols], second_all[:, cols] = a1, second
+    return out, a1_all, second_all
+
+
+def _backward_equal_taus(
+    times: torch.Tensor,
+    weights: torch.Tensor,
+    out_times: torch.Tensor,
+    a1: torch.Tensor,
+    b: torch.Tensor,
+    grad_out: torch.Tensor,
+    dw_guard: float | None,
+    max_elements: int,
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """τ_m = τ_s backward with the forward's causal sums: with g_j = δ_j / (a1 (1 + W)) and
+    P_ij = [t_i < T_j] e^{t_i} (T_j - t_i),
+
+        ∂L/∂w_ij = -Σ_b P_ij g_j,   ∂L/∂t_i = -Σ_j w_ij (P_ij - [t_i < T_j] e^{t_i}) g_j.
+    """
+    batch, n_in = times.shape
+    spiking = torch.isfinite(out_times)
+    out_safe = torch.where(spiking, out_times, torch.zeros_like(out_times))  # nothing causal
+    lambert = b / a1 - out_safe
+    g = torch.where(spiking, grad_out / (a1 * (1.0 + lambert)), torch.zeros_like(grad_out))
+    finite_in = torch.isfinite(times)
+    t_safe = torch.where(finite_in, times, torch.full_like(times, math.inf))
+    exp_t = torch.where(finite_in, t_safe.clamp(max=700).exp(), torch.zeros_like(times))
+    grad_in = torch.zeros_like(times)
+    grad_w = torch.zeros_like(weights)
+    dropped = 0
+    for cols in _chunks(batch, n_in, weights.shape[1], max_elements):
+        t_out = out_safe[:, None, cols]
+        causal = t_safe[:, :, None] < t_out  # (B, I, J); never true for silent outputs
+        gap = torch.where(finite_in, times, torch.zeros_like(times))[:, :, None]
+        p = (t_out - gap).mul_(exp_t[:, :, None]).mul_(causal)
+        g_chunk = g[:, cols]
+        if dw_guard is not None:
+            too_big = p.abs().amax(dim=1) * g_chunk.abs() > dw_guard
+            dropped += int(too_big.sum())
+            g_chunk = torch.where(too_big, torch.zeros_like(g_chunk), g_chunk)
+        g3 = g_chunk[:, None, :]
+        grad_w[:, cols] = -(p * g3).sum(0)
+        w = weights[:, cols]
+        e_causal = causal * exp_t[:, :, None]
+        grad_in -= ((p - e_causal).mul_(g3) * w).sum(2)
+    return grad_in, grad_w, dropped
 
 
 def spike_time_backward(
@@ -259,19 +322,26 @@ class FirstSpikeTime(torch.autograd.Function):
         stats: dict | None,
         max_elements: int,
     ) -> torch.Tensor:
+        sums = None
         if out_times is None:
-            out_times = first_spike_times(times, weights, c, tau_ratio, max_elements)
-        ctx.save_for_backward(times, weights, out_times, c)
+            out_times, a1, second = _exact_pass(times, weights, c, tau_ratio, max_elements)
+            sums = (a1, second)
+        ctx.save_for_backward(times, weights, out_times, c, *(sums or ()))
         ctx.config = (tau_ratio, dw_guard, stats, max_elements)
         return out_times
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
-        times, weights, out_times, c = ctx.saved_tensors
+        times, weights, out_times, c, *sums = ctx.saved_tensors
         tau_ratio, dw_guard, stats, max_elements = ctx.config
-        grad_in, grad_w, dropped = spike_time_backward(
-            times, weights, out_times, c, tau_ratio, grad_out, dw_guard, max_elements
-        )
+        if tau_ratio == 1 and sums:
+            grad_in, grad_w, dropped = _backward_equal_taus(
+                times, weights, out_times, *sums, grad_out, dw_guard, max_elements
+            )
+        else:
+            grad_in, grad_w, dropped = spike_time_backward(
+                times, weights, out_times, c, tau_ratio, grad_out, dw_guard, max_elements
+            )
         if stats is not None:
             stats["guard_dropped"] = stats.get("guard_dropped", 0) + dropped
         return grad_in, grad_w, None, None, None, None, None, None
