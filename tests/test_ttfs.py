@@ -242,3 +242,41 @@ def test_fast_equal_tau_backward_matches_the_general_one():
     assert dropped == stats["guard_dropped"] and 0 < dropped < torch.isfinite(out).sum()
     torch.testing.assert_close(w.grad, grad_w)
     torch.testing.assert_close(t.grad, grad_in)
+
+
+def _yinyang_net(overrides: list[str] | None = None) -> TTFSNetwork:
+    return TTFSNetwork(load_config("ttfs/yinyang", overrides), torch.Generator().manual_seed(0))
+
+
+def test_distortions_act_as_configured():
+    x = torch.rand(64, 4, generator=torch.Generator().manual_seed(0))
+    exact = _yinyang_net().eval()
+    base = exact.forward_times(exact.encode(x))
+    # time-stepped forward pass: spike times on the grid, close to the exact ones
+    stepped = _yinyang_net(["model.time_step=0.01"]).eval()
+    grid = stepped.forward_times(stepped.encode(x))
+    both = torch.isfinite(base[0]) & torch.isfinite(grid[0])
+    # grid detection (< step) plus inputs moved by <= step/2, amplified near grazing crossings
+    assert (base[0][both] - grid[0][both]).abs().max() < 0.05
+    # dead neurons never spike; the output layer stays alive
+    dead = _yinyang_net(["distortions.dead_neurons=0.5"]).eval()
+    hidden, _ = dead.forward_times(dead.encode(x))
+    silent = torch.isinf(hidden).all(dim=0).float().mean().item()
+    assert 0.3 < silent < 0.7
+    # trial-to-trial threshold noise: every evaluation replays the same noise
+    noisy = _yinyang_net(["distortions.threshold_noise=0.1"]).eval()
+    first = noisy(x)
+    noisy.eval()
+    assert torch.equal(first, noisy(x)) and not torch.equal(first, exact(x))
+    # quantised weights are what the forward pass uses
+    bss2 = _yinyang_net(["distortions.weight_bits=6", "distortions.weight_range=2.1"])
+    w = bss2.effective_weights(0).detach()
+    assert w.abs().max() <= 2.1 + 1e-12
+    torch.testing.assert_close(w * 30, torch.round(w * 30))
+
+
+def test_silent_outputs_are_reported_with_the_fix():
+    net = _yinyang_net()
+    assert net.activity_warnings({"train_no_output_spike": 0.1}) == []
+    (warning,) = net.activity_warnings({"train_no_output_spike": 0.9})
+    assert "no output spike" in warning and "weight bumping" in warning
