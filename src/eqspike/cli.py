@@ -148,6 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--pattern-seeds", type=int, default=3, help="frozen patterns averaged (default 3)"
     )
     robust.add_argument("--out", help="output folder (default RUN/robustness)")
+    robust.add_argument(
+        "--set",
+        action="append",
+        dest="overrides",
+        metavar="KEY=VALUE",
+        help="config override for every evaluation and retraining (e.g. model.t_max=8)",
+    )
 
     plot = sub.add_parser(
         "plot",
@@ -259,6 +266,7 @@ def cmd_robustness(args: argparse.Namespace) -> int:
         args.retrain_epochs,
         args.pattern_seeds,
         args.data_dir,
+        overrides=args.overrides,
     )
     out = Path(args.out or Path(args.run) / "robustness")
     print(f"baseline test accuracy {100 * result['baseline_test_acc']:.2f} %")

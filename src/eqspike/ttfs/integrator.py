@@ -62,6 +62,8 @@ def integrate_first_spikes(
         if n > 0:
             crossed = (voltage >= theta) & torch.isinf(out)
             out = torch.where(crossed, torch.full_like(out, n * step), out)
+            if n % 50 == 0 and not torch.isinf(out).any():
+                break  # every neuron has spiked: later steps cannot change a first spike
         voltage = voltage * voltage_decay + kappa * current
         current = current * current_decay
     return out

@@ -120,6 +120,10 @@ def _accuracy(run_dir: Path, overrides: list[str], data) -> float:
     return sums["acc"] / len(data)
 
 
+def _scaled(lr: float | list[float], scale: float) -> float | list[float]:
+    return [v * scale for v in lr] if isinstance(lr, list) else lr * scale
+
+
 def _mean_std(values: list[float]) -> tuple[float, float]:
     tensor = torch.tensor(values, dtype=torch.float64)
     std = tensor.std().item() if len(values) > 1 else 0.0
@@ -135,8 +139,16 @@ def robustness_sweep(
     pattern_seeds: int = 3,
     data_dir: str | Path | None = None,
     log: Callable[[str], None] = print,
+    overrides: list[str] | None = None,
+    retrain_lr_scale: float = 0.2,
 ) -> dict[str, Any]:
-    """Run the sweep; writes ``robustness.json`` and ``robustness_<distortion>.png``."""
+    """Run the sweep; writes ``robustness.json`` and ``robustness_<distortion>.png``.
+
+    ``overrides`` apply to every evaluation and retraining (e.g. ``model.t_max=8`` to shorten
+    the time-stepped passes). Fine-tuning starts from the trained weights at
+    ``retrain_lr_scale`` × the run's learning rate (the full rate first undoes some of the
+    training)."""
+    common = list(overrides or [])
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
     if config.algorithm != "ttfs":
@@ -160,8 +172,10 @@ def robustness_sweep(
         "retrain": retrain,
         "retrain_epochs": retrain_epochs if retrain else None,
         "retrain_from": "the trained weights (fine-tuning with the distortion present)",
+        "retrain_lr_scale": retrain_lr_scale,
         "pattern_seeds": pattern_seeds,
-        "baseline_test_acc": _accuracy(run_dir, [], test),
+        "overrides": common,
+        "baseline_test_acc": _accuracy(run_dir, common, test),
         "distortions": {},
     }
     for name in names:
@@ -170,13 +184,13 @@ def robustness_sweep(
         rows = []
         for strength in sweep.strengths:
             start = time.perf_counter()
-            keys = sweep.overrides(strength, max_w)
+            keys = [*common, *sweep.overrides(strength, max_w)]
             without = [
                 _accuracy(run_dir, [*keys, f"distortions.seed={1000 + s}"], test) for s in seeds
             ]
             row: dict[str, Any] = {"strength": strength, "overrides": keys}
             row["without_mean"], row["without_std"] = _mean_std(without)
-            if retrain and keys:
+            if retrain and len(keys) > len(common):
                 retrained = []
                 for s in seeds:
                     target = out_dir / "retrain" / f"{name}-{strength:g}-seed{s}"
@@ -188,6 +202,7 @@ def robustness_sweep(
                                 f"distortions.seed={1000 + s}",
                                 f"train.epochs={retrain_epochs}",
                                 f"train.init_from={run_dir}",
+                                f"optimizer.lr={_scaled(config.optimizer.lr, retrain_lr_scale)}",
                                 "train.plots=false",
                             ],
                             target,
@@ -197,7 +212,7 @@ def robustness_sweep(
                     overrides = [*keys, f"distortions.seed={1000 + s}"]
                     retrained.append(_accuracy(target, overrides, test))
                 row["with_mean"], row["with_std"] = _mean_std(retrained)
-            elif retrain:
+            elif retrain:  # strength 0: nothing to retrain with
                 row["with_mean"], row["with_std"] = row["without_mean"], row["without_std"]
             rows.append(row)
             log(
