@@ -167,6 +167,31 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--samples", type=int, default=1000, help="test samples (default 1000)")
     plot.add_argument("--out", help="output folder (default RUN/analysis)")
 
+    energy = sub.add_parser(
+        "energy",
+        help="energy per sample of a trained run on device profiles vs a GPU (JSON, MD, PNG)",
+        description="Count RUN's events on real samples (inference and one learning step "
+        "each), price them on every device profile, measure GPU (NVML) / CPU (RAPL) energy "
+        "where available, and write energy.json, energy.md and energy.png into RUN/energy.",
+    )
+    energy.add_argument("run", help="run directory (rate_ep, eqspike or ttfs)")
+    energy.add_argument("--data-dir", help="folder holding <dataset>/ IDX files")
+    energy.add_argument(
+        "--profile", action="append", dest="profiles", help="only this shipped profile (repeat)"
+    )
+    energy.add_argument(
+        "--profile-file", action="append", dest="profile_files", help="your own profile YAML"
+    )
+    energy.add_argument("--samples", type=int, default=500, help="test samples (default 500)")
+    energy.add_argument(
+        "--train-samples", type=int, default=100, help="training samples (default 100)"
+    )
+    energy.add_argument(
+        "--gpu-utilisation", type=float, help="fraction of GPU peak assumed (profile default)"
+    )
+    energy.add_argument("--no-measure", action="store_true", help="skip NVML / RAPL")
+    energy.add_argument("--out", help="output folder (default RUN/energy)")
+
     sub.add_parser("list", help="list the shipped configs", description="List shipped configs.")
     return parser
 
@@ -296,6 +321,30 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_energy(args: argparse.Namespace) -> int:
+    from eqspike.hardware.report import energy_report
+
+    if args.gpu_utilisation is not None and not 0 < args.gpu_utilisation <= 1:
+        raise EqspikeError(
+            f"--gpu-utilisation {args.gpu_utilisation}: give a fraction of peak in (0, 1]"
+        )
+    energy_report(
+        args.run,
+        args.profiles,
+        args.profile_files,
+        args.samples,
+        args.train_samples,
+        args.data_dir,
+        args.gpu_utilisation,
+        args.out,
+        not args.no_measure,
+    )
+    out = Path(args.out or Path(args.run) / "energy")
+    print((out / "energy.md").read_text().split("\n## Events")[0])
+    print(f"written: {out / 'energy.json'}, {out / 'energy.md'}, {out / 'energy.png'}")
+    return 0
+
+
 def cmd_list(_: argparse.Namespace) -> int:
     import yaml
 
@@ -319,6 +368,7 @@ COMMANDS = {
     "stdp": cmd_stdp,
     "robustness": cmd_robustness,
     "plot": cmd_plot,
+    "energy": cmd_energy,
     "list": cmd_list,
 }
 

@@ -54,6 +54,13 @@ class InputTrain(NamedTuple):
     drive: torch.Tensor  # (steps, batch, n_1)
 
 
+def spike_fan_out(sizes: list[int], layer: int) -> int:
+    """Synapses a spike of ``layer`` drives in a layered Hopfield net: the next layer and,
+    through the same symmetric synapses, the previous one unless that is the clamped input."""
+    last = len(sizes) - 1
+    return (sizes[layer + 1] if layer < last else 0) + (sizes[layer - 1] if layer >= 2 else 0)
+
+
 @dataclass
 class EventCounts:
     """Events summed over the samples of a batch: the raw material of energy estimates.
@@ -74,10 +81,8 @@ class EventCounts:
         if not self.spikes:
             self.spikes = [0.0] * len(layer_spikes)
         self.spikes = [a + b for a, b in zip(self.spikes, layer_spikes, strict=True)]
-        last = len(sizes) - 1
         for n, count in enumerate(layer_spikes):
-            fan_out = (sizes[n + 1] if n < last else 0) + (sizes[n - 1] if n >= 2 else 0)
-            self.synaptic += count * fan_out
+            self.synaptic += count * spike_fan_out(sizes, n)
         self.neuron_updates += rows * sum(sizes[1:])
 
     def per_sample(self, batch: int, prefix: str = "") -> dict[str, float]:
