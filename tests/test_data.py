@@ -111,3 +111,12 @@ def test_encoders():
     assert torch.isinf(times[0, 0]) and times[0, 3] == 0.0 and times[0, 1] == 0.75
     with pytest.raises(ValueError, match=r"intensities in \[0, 1\]"):
         deterministic_rate(torch.tensor([2.0]), 10)
+
+
+def test_repeated_features_tile_each_sample():
+    from eqspike.data.datasets import TensorDataset
+
+    data = TensorDataset(torch.arange(6.0).view(3, 1, 2), torch.tensor([0, 1, 0]), 2, "toy")
+    tiled = data.repeated(3)
+    assert tiled.x.shape == (3, 6) and torch.equal(tiled.y, data.y)
+    assert tiled.x[1].tolist() == [2.0, 3.0, 2.0, 3.0, 2.0, 3.0]

@@ -204,13 +204,15 @@ def test_bernoulli_spiking_ep_is_reproducible_with_a_generator():
 
 
 def test_short_eqspike_run_learns_mnist_subset(tmp_path, mnist_root):
-    """configs/eqspike/mnist_quick: measured 85.5 % (3000 images x 3 epochs, ~20 s)."""
+    """configs/eqspike/mnist_quick: measured 90.7 % (10,000 images x 2 epochs, ~30 s). The
+    assertion keeps a margin for other CPUs' float summation orders (variants of the config
+    scatter by ±1 point)."""
     import eqspike
 
     summary = eqspike.train(
         "eqspike/mnist_quick", ["train.plots=false"], tmp_path / "r", mnist_root, quiet=True
     )
-    assert summary["test_acc"] > 0.83
+    assert summary["test_acc"] > 0.88
     rows = (tmp_path / "r" / "metrics.jsonl").read_text()
     assert "test_spikes_per_sample" in rows and "train_weight_update_events_per_sample" in rows
 

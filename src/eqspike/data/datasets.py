@@ -38,6 +38,13 @@ class TensorDataset:
     def n_inputs(self) -> int:
         return int(np.prod(self.input_shape))
 
+    def repeated(self, copies: int) -> TensorDataset:
+        """Each sample's features tiled ``copies`` times, flattened: a population code for
+        spiking inputs (with dithered phases the copies spike at different steps, so the
+        next layer sees a smoother drive than from a few input neurons)."""
+        x = self.x.flatten(1).repeat(1, copies)
+        return TensorDataset(x, self.y, self.n_classes, f"{self.name}x{copies}")
+
     def subset(self, index: slice | torch.Tensor, name: str | None = None) -> TensorDataset:
         return TensorDataset(self.x[index], self.y[index], self.n_classes, name or self.name)
 

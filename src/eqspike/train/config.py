@@ -41,6 +41,9 @@ class DataConfig(StrictModel):
     test_subset: int | None = Field(None, gt=0, description="evaluate on the first N test samples")
     batch_size: int = Field(20, gt=0, description="global batch size (split across ranks)")
     eval_batch_size: int = Field(1000, gt=0)
+    repeat_features: int = Field(
+        1, ge=1, description="tile each sample's features this many times (input population)"
+    )
     augment_shift: int = Field(
         0,
         ge=0,

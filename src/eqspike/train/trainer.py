@@ -71,6 +71,9 @@ def load_splits(config: RunConfig, data_dir: str | Path | None = None) -> Splits
     test = load_dataset(cfg.dataset, "test", folder, cfg.download)
     if cfg.test_subset is not None:
         test = test.subset(slice(0, cfg.test_subset))
+    if cfg.repeat_features > 1:
+        train, test = (d.repeated(cfg.repeat_features) for d in (train, test))
+        validation = validation.repeated(cfg.repeat_features) if validation else None
     return Splits(train, validation, test)
 
 
