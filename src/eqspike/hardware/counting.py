@@ -69,22 +69,45 @@ def _layer_name(n: int, last: int) -> str:
     return "input" if n == 0 else ("output" if n == last else f"hidden{n}")
 
 
-@torch.no_grad()
-def _spiking_ep_native(stats: dict[str, float], sizes: list[int], prefix: str) -> JobEvents:
+WEIGHT_BITS = 16  # bits read per synaptic event (weight) and written per neuron update (state)
+
+
+def _add_memory(job: JobEvents, phase: str, synaptic: float, updates: float) -> None:
+    """Memory traffic: one weight read per synaptic event, one state write per neuron update,
+    in 64-bit words at ``WEIGHT_BITS`` bits each."""
+    job.add(f"{phase}:memory", "memory_read_64b", (synaptic + updates) * WEIGHT_BITS / 64)
+
+
+def _spiking_ep_native(stats: dict[str, float], sizes: list[int], training: bool) -> JobEvents:
+    """Per phase (free; nudged = both ±β phases; update) and per layer."""
     job = JobEvents()
     last = len(sizes) - 1
-    for n in range(len(sizes)):
-        spikes = stats.get(f"{prefix}spikes_layer{n}_per_sample", 0.0)
-        name = _layer_name(n, last)
-        job.add(name, "spike_route", spikes)
-        job.add(name, "synaptic_event", spikes * spike_fan_out(sizes, n))
-    job.add("all", "neuron_update", stats.get(f"{prefix}neuron_updates_per_sample", 0.0))
-    if f"{prefix}weight_update_events_per_sample" in stats:
-        job.add("all", "weight_update", stats[f"{prefix}weight_update_events_per_sample"])
+    phases = {"free": "free_" if training else ""}
+    if training:
+        phases["nudged"] = ""
+    for phase, prefix in phases.items():
+        synaptic = 0.0
+        for n in range(len(sizes)):
+            spikes = stats.get(f"{prefix}spikes_layer{n}_per_sample", 0.0)
+            if phase == "nudged":  # totals over all phases minus the free phase
+                spikes -= stats.get(f"free_spikes_layer{n}_per_sample", 0.0)
+            name = f"{phase}:{_layer_name(n, last)}"
+            job.add(name, "spike_route", spikes)
+            job.add(name, "synaptic_event", spikes * spike_fan_out(sizes, n))
+            synaptic += spikes * spike_fan_out(sizes, n)
+        updates = stats.get(f"{prefix}neuron_updates_per_sample", 0.0)
+        if phase == "nudged":
+            updates -= stats.get("free_neuron_updates_per_sample", 0.0)
+        job.add(f"{phase}:all", "neuron_update", updates)
+        _add_memory(job, phase, synaptic, updates)
+    if training and "weight_update_events_per_sample" in stats:
+        job.add("update:all", "weight_update", stats["weight_update_events_per_sample"])
     job.notes.append(
         "synaptic events = spikes of a layer x its fan-out (next layer, and previous layer "
         "unless it is the clamped input); input spikes are taken as delivered (event sensor); "
-        "neuron updates: one per non-input neuron per time step"
+        "neuron updates: one per non-input neuron per time step; memory: a "
+        f"{WEIGHT_BITS}-bit weight read per synaptic event and a {WEIGHT_BITS}-bit state write "
+        "per neuron update"
     )
     return job
 
@@ -126,9 +149,9 @@ def count_ep_events(run, x: torch.Tensor, y: torch.Tensor, x_train, y_train) -> 
     dense = {"inference": dense_inf, "training": dense_train}
     if spiking:
         model(x)
-        native["inference"] = _spiking_ep_native(model.last_forward_stats, sizes, "")
+        native["inference"] = _spiking_ep_native(model.last_forward_stats, sizes, False)
         result = model.learning_step(x_train, y_train, gen)
-        native["training"] = _spiking_ep_native(result.stats, sizes, "")
+        native["training"] = _spiking_ep_native(result.stats, sizes, True)
     else:
         # Rate EP on a digital accelerator: the dense products as MACs, one update per neuron
         # and step, every synapse updated once per learning step.
@@ -186,16 +209,18 @@ def count_ttfs_events(run, x: torch.Tensor, y: torch.Tensor, x_train, y_train) -
             if model.config.model.bias_times is not None:
                 bias = torch.full_like(inputs[:, :1], model.config.model.bias_times[n])
                 inputs = torch.cat([inputs, bias], dim=1)
-            name = "output" if n == len(layers) - 1 else f"hidden{n + 1}"
+            name = "forward:" + ("output" if n == len(layers) - 1 else f"hidden{n + 1}")
             n_out = out.shape[1]
             spikes_in = torch.isfinite(inputs).sum(1).double().mean().item()
             causal = (inputs[:, :, None] < out[:, None, :]).sum((1, 2)).double().mean().item()
             events.add(name, "synaptic_event", spikes_in * n_out)
             events.add(name, "spike_route", spikes_in)
+            _add_memory(events, "forward", spikes_in * n_out, 0.0)
             reference.add(name, "flop", 4.0 * inputs.shape[1] * n_out + 40.0 * n_out)
             if job == "training":
-                events.add(name, "flop", 8.0 * causal)  # host backward
-                reference.add(name, "flop", 8.0 * causal)
+                backward = name.replace("forward:", "backward:")
+                events.add(backward, "flop", 8.0 * causal)  # on the host
+                reference.add(backward, "flop", 8.0 * causal)
             inputs = out
         events.notes.append(
             "synaptic events = input spikes (incl. bias spike) x fan-out; neurons integrate "
