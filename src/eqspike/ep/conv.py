@@ -1,0 +1,235 @@
+"""The energy of a convolutional convergent network, with closed-form drives (conv EP).
+
+Layers s_0 = x (clamped input), s_1 … s_N. Each layer n is reached from the one below by an
+*interaction*: a convolution followed by 2×2 stride-2 pooling P_n (``conv``), or a dense map
+on the flattened layer below (``fc``). The primitive function is
+
+    Φ(x, s; θ) = Σ_conv n ⟨P_n(W_n ⋆ s_{n-1} + b_n), s_n⟩ + Σ_fc n ⟨W_n s_{n-1} + b_n, s_n⟩
+
+and every drive is closed form — no autograd in the relaxation loop:
+
+    ∂Φ/∂s_n = P_n(W_n ⋆ s_{n-1} + b_n) + W_{n+1}ᵀ ⋆ P_{n+1}†(s_{n+1})       (conv above conv)
+
+with Wᵀ⋆ a transposed convolution and P† the pooling's adjoint: nearest-neighbour upsampling
+÷ 4 for average pooling; max-unpooling at the argmax of the current pre-pool drive for max
+pooling (the exact derivative of ⟨maxpool(z), s⟩ almost everywhere). Parameter gradients:
+
+    ∂Φ/∂W_n = s_{n-1} ⋆ P_n†(s_n)  (the conv weight gradient),   ∂Φ/∂b_n = Σ_{h,w} P_n†(s_n)
+
+Functions take (architecture, parameters) explicitly so that tests compare with autograd of
+:func:`conv_phi`, as for the Hopfield MLP (:mod:`eqspike.ep.energy`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Pooling = Literal["avg", "max"]
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One interaction: ``conv`` (``channels``, ``kernel``, ``pool``) or ``fc`` (``units``)."""
+
+    kind: Literal["conv", "fc"]
+    channels: int = 0
+    kernel: int = 5
+    pool: Pooling = "avg"
+    padding: int = 0
+    units: int = 0
+
+
+class ConvParams(NamedTuple):
+    weights: tuple[torch.Tensor, ...]
+    biases: tuple[torch.Tensor, ...]
+
+
+@dataclass(frozen=True)
+class ConvArchitecture:
+    """Layer specs plus the state shape of every layer (input first), checked at construction."""
+
+    input_shape: tuple[int, int, int]
+    layers: tuple[LayerSpec, ...]
+    shapes: tuple[tuple[int, ...], ...]
+
+    @classmethod
+    def build(cls, input_shape: tuple[int, int, int], layers: list[LayerSpec]) -> ConvArchitecture:
+        shapes: list[tuple[int, ...]] = [tuple(input_shape)]
+        trace = [f"input {tuple(input_shape)}"]
+        for n, spec in enumerate(layers, start=1):
+            below = shapes[-1]
+            if spec.kind == "conv":
+                if len(below) != 3:
+                    raise ValueError(
+                        f"layer {n} is conv but the layer below is flat {below}; put conv "
+                        "layers before fc layers"
+                    )
+                _, height, width = below
+                sizes = [d + 2 * spec.padding - spec.kernel + 1 for d in (height, width)]
+                if any(size < 2 or size % 2 for size in sizes):
+                    span = height + 2 * spec.padding
+                    fits = [k for k in range(1, span) if (span - k + 1) % 2 == 0]
+                    raise ValueError(
+                        f"layer {n}: a {spec.kernel}x{spec.kernel} kernel on {below} gives "
+                        f"{sizes[0]}x{sizes[1]} maps, which 2x2 pooling cannot halve (shapes so "
+                        f"far: {' -> '.join(trace)}); kernels that fit: {fits[:6]}"
+                    )
+                shapes.append((spec.channels, sizes[0] // 2, sizes[1] // 2))
+            else:
+                shapes.append((spec.units,))
+            trace.append(f"{spec.kind} {shapes[-1]}")
+        return cls(tuple(input_shape), tuple(layers), tuple(shapes))
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layers)
+
+
+def init_conv_params(arch: ConvArchitecture, generator: torch.Generator | None) -> ConvParams:
+    """U(±1/√fan_in) weights (PyTorch's default scale), zero biases."""
+    weights, biases = [], []
+    for spec, below, shape in zip(arch.layers, arch.shapes[:-1], arch.shapes[1:], strict=True):
+        if spec.kind == "conv":
+            fan_in = below[0] * spec.kernel**2
+            size = (spec.channels, below[0], spec.kernel, spec.kernel)
+        else:
+            fan_in = math.prod(below)
+            size = (spec.units, fan_in)
+        bound = 1.0 / math.sqrt(fan_in)
+        weights.append((torch.rand(size, generator=generator) * 2 - 1) * bound)
+        biases.append(torch.zeros(shape[0]))
+    return ConvParams(tuple(weights), tuple(biases))
+
+
+# --- one interaction: forward drive, adjoint feedback, parameter gradient ------------------
+
+
+def interaction_up(
+    spec: LayerSpec, w: torch.Tensor, b: torch.Tensor, below: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Drive the interaction sends up, P(W ⋆ s + b) or W s + b, and the max-pool argmax."""
+    if spec.kind == "fc":
+        return torch.addmm(b, below.flatten(1), w.t()), None
+    z = F.conv2d(below, w, b, padding=spec.padding)
+    if spec.pool == "avg":
+        return F.avg_pool2d(z, 2), None
+    return F.max_pool2d(z, 2, return_indices=True)
+
+
+def pool_adjoint(
+    spec: LayerSpec, s: torch.Tensor, indices: torch.Tensor | None, size: torch.Size
+) -> torch.Tensor:
+    """P†(s): nearest upsampling ÷ 4 (average) or max-unpooling at ``indices`` (max)."""
+    if spec.pool == "avg":
+        return F.interpolate(s, scale_factor=2, mode="nearest") / 4.0
+    return F.max_unpool2d(s, indices, 2, output_size=size[-2:])
+
+
+def _pre_pool_size(spec: LayerSpec, below: torch.Tensor, w: torch.Tensor) -> torch.Size:
+    k = w.shape[-1]
+    h, v = (d + 2 * spec.padding - k + 1 for d in below.shape[-2:])
+    return torch.Size((below.shape[0], w.shape[0], h, v))
+
+
+def interaction_down(
+    spec: LayerSpec,
+    w: torch.Tensor,
+    above: torch.Tensor,
+    below: torch.Tensor,
+    indices: torch.Tensor | None,
+) -> torch.Tensor:
+    """Feedback the interaction sends down: Wᵀ ⋆ P†(s_above) or Wᵀ s_above, shaped as below."""
+    if spec.kind == "fc":
+        return (above @ w).view_as(below)
+    unpooled = pool_adjoint(spec, above, indices, _pre_pool_size(spec, below, w))
+    return F.conv_transpose2d(unpooled, w, padding=spec.padding)
+
+
+def interaction_param_grads(
+    spec: LayerSpec,
+    w: torch.Tensor,
+    b: torch.Tensor,
+    above: torch.Tensor,
+    below: torch.Tensor,
+    indices: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch-averaged ∂Φ/∂W and ∂Φ/∂b of the interaction."""
+    batch = below.shape[0]
+    if spec.kind == "fc":
+        return above.t() @ below.flatten(1) / batch, above.mean(0)
+    unpooled = pool_adjoint(spec, above, indices, _pre_pool_size(spec, below, w))
+    grad_w = torch.nn.grad.conv2d_weight(below, w.shape, unpooled, padding=spec.padding)
+    return grad_w / batch, unpooled.sum((0, 2, 3)) / batch
+
+
+# --- the whole network ---------------------------------------------------------------------
+
+
+def conv_drives(
+    arch: ConvArchitecture, params: ConvParams, x: torch.Tensor, acts: list[torch.Tensor]
+) -> list[torch.Tensor]:
+    """∂Φ/∂s_n for every layer from the same states (one pass over the interactions)."""
+    states = [x, *acts]
+    drives = [torch.zeros_like(a) for a in acts]
+    for n, spec in enumerate(arch.layers):
+        w, b = params.weights[n], params.biases[n]
+        up, indices = interaction_up(spec, w, b, states[n])
+        drives[n] = drives[n] + up
+        if n > 0:
+            drives[n - 1] = drives[n - 1] + interaction_down(spec, w, acts[n], states[n], indices)
+    return drives
+
+
+def conv_phi(
+    arch: ConvArchitecture, params: ConvParams, x: torch.Tensor, acts: list[torch.Tensor]
+) -> torch.Tensor:
+    """Φ(x, s) per example, shape (batch,): the oracle of the closed forms."""
+    states = [x, *acts]
+    total = x.new_zeros(x.shape[0])
+    for n, spec in enumerate(arch.layers):
+        up, _ = interaction_up(spec, params.weights[n], params.biases[n], states[n])
+        total = total + (up * acts[n]).flatten(1).sum(1)
+    return total
+
+
+def conv_param_grads(
+    arch: ConvArchitecture, params: ConvParams, x: torch.Tensor, acts: list[torch.Tensor]
+) -> ConvParams:
+    """Batch-averaged ∂Φ/∂θ at the states ``acts`` (max pooling: argmax of those states)."""
+    states = [x, *acts]
+    weights, biases = [], []
+    for n, spec in enumerate(arch.layers):
+        w, b = params.weights[n], params.biases[n]
+        indices = interaction_up(spec, w, b, states[n])[1] if spec.pool == "max" else None
+        gw, gb = interaction_param_grads(spec, w, b, acts[n], states[n], indices)
+        weights.append(gw)
+        biases.append(gb)
+    return ConvParams(tuple(weights), tuple(biases))
+
+
+class ConvEnergy(nn.Module):
+    """Parameters of a conv convergent network (``layers`` are :class:`LayerSpec`)."""
+
+    def __init__(
+        self,
+        input_shape: tuple[int, int, int],
+        layers: list[LayerSpec],
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.arch = ConvArchitecture.build(input_shape, layers)
+        init = init_conv_params(self.arch, generator)
+        self.weights = nn.ParameterList(nn.Parameter(w) for w in init.weights)
+        self.biases = nn.ParameterList(nn.Parameter(b) for b in init.biases)
+
+    def params(self) -> ConvParams:
+        return ConvParams(tuple(self.weights), tuple(self.biases))
+
+    def init_state(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [x.new_zeros(x.shape[0], *shape) for shape in self.arch.shapes[1:]]

@@ -1,0 +1,82 @@
+"""Conv energy: closed-form drives and parameter gradients against autograd of Φ, pooling
+adjoints, shape errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from eqspike.ep.conv import (
+    ConvEnergy,
+    LayerSpec,
+    conv_drives,
+    conv_param_grads,
+    conv_phi,
+    pool_adjoint,
+)
+
+
+def _net(pool: str) -> tuple[ConvEnergy, torch.Tensor, list[torch.Tensor]]:
+    g = torch.Generator().manual_seed(0)
+    layers = [
+        LayerSpec("conv", channels=4, kernel=3, pool=pool),
+        LayerSpec("conv", channels=6, kernel=3, pool=pool),
+        LayerSpec("fc", units=7),
+        LayerSpec("fc", units=3),
+    ]
+    energy = ConvEnergy((1, 14, 14), layers, g).double()
+    x = torch.rand(5, 1, 14, 14, generator=g, dtype=torch.float64)
+    acts = [torch.rand(5, *s, generator=g, dtype=torch.float64) for s in energy.arch.shapes[1:]]
+    return energy, x, acts
+
+
+@pytest.mark.parametrize("pool", ["avg", "max"])
+def test_drives_and_parameter_gradients_match_autograd(pool):
+    energy, x, acts = _net(pool)
+    assert energy.arch.shapes[1:] == ((4, 6, 6), (6, 2, 2), (7,), (3,))
+    params = energy.params()
+    leaves = [a.clone().requires_grad_() for a in acts]
+    conv_phi(energy.arch, params, x, leaves).sum().backward()
+    drives = conv_drives(energy.arch, params, x, acts)
+    for analytic, leaf in zip(drives, leaves, strict=True):
+        torch.testing.assert_close(analytic, leaf.grad)
+    energy.zero_grad()
+    conv_phi(energy.arch, energy.params(), x, acts).mean().backward()
+    grads = conv_param_grads(energy.arch, params, x, acts)
+    for analytic, p in zip(
+        grads.weights + grads.biases, [*energy.weights, *energy.biases], strict=True
+    ):
+        torch.testing.assert_close(analytic, p.grad)
+
+
+@pytest.mark.parametrize("pool", ["avg", "max"])
+def test_pooling_adjoint_identity(pool):
+    """⟨P z, y⟩ = ⟨z, P† y⟩ (max pooling: P† unpools at the argmax of z)."""
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(3, 2, 8, 8, generator=g, dtype=torch.float64)
+    y = torch.randn(3, 2, 4, 4, generator=g, dtype=torch.float64)
+    spec = LayerSpec("conv", channels=2, pool=pool)
+    if pool == "avg":
+        pooled, indices = F.avg_pool2d(z, 2), None
+    else:
+        pooled, indices = F.max_pool2d(z, 2, return_indices=True)
+    lhs = (pooled * y).sum()
+    rhs = (z * pool_adjoint(spec, y, indices, z.shape)).sum()
+    torch.testing.assert_close(lhs, rhs)
+
+
+def test_kernel_that_does_not_fit_names_the_shapes():
+    with pytest.raises(ValueError, match=r"cannot halve.*input \(1, 28, 28\).*kernels that fit"):
+        ConvEnergy((1, 28, 28), [LayerSpec("conv", channels=8, kernel=4)])
+    with pytest.raises(ValueError, match="put conv layers before fc"):
+        ConvEnergy((1, 28, 28), [LayerSpec("fc", units=10), LayerSpec("conv", channels=4)])
+    paper = ConvEnergy(
+        (1, 28, 28),
+        [
+            LayerSpec("conv", channels=32, kernel=5),
+            LayerSpec("conv", channels=64, kernel=5),
+            LayerSpec("fc", units=10),
+        ],
+    )
+    assert paper.arch.shapes == ((1, 28, 28), (32, 12, 12), (64, 4, 4), (10,))
