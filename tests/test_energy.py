@@ -44,7 +44,7 @@ def test_energy_never_increases_along_free_dynamics(net, kind, update, step):
             w.mul_(3.0)  # strong couplings: many units saturate, a harder case
     solver = make_solver(kind, step, update)
     params = energy.params()
-    state = solver.init_state(energy.sizes, x)
+    state = params.init_state(x)
     x_drive = input_drive(params, x)
     values = [solver.energy(params, x, state)]
     for _ in range(60):
@@ -61,7 +61,7 @@ def test_nudged_phase_lowers_the_cost(net):
     params = energy.params()
     target = torch.nn.functional.one_hot(torch.tensor([0, 1, 2, 0]), 3).double()
     x_drive = input_drive(params, x)
-    free = solver.relax(params, x_drive, solver.init_state(energy.sizes, x), 50)
+    free = solver.relax(params, x_drive, params.init_state(x), 50)
     nudged = solver.relax(params, x_drive, free, 50, beta=0.5, target=target)
     cost = lambda s: ((s[-1] - target) ** 2).sum()  # noqa: E731
     assert cost(nudged) < cost(free)

@@ -16,7 +16,15 @@ from eqspike.ttfs.lambertw import lambertw0
 from eqspike.ttfs.network import TTFSNetwork, quantise_weights
 from eqspike.ttfs.spike_times import first_spike_times, spike_time_backward, spike_times
 
-torch.set_default_dtype(torch.float64)
+
+@pytest.fixture(autouse=True)
+def _float64_by_default():
+    """The closed forms are checked in float64 (the TTFS default); restored afterwards so that
+    other test modules keep torch's float32 default."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
 
 
 # --- Lambert W0 --------------------------------------------------------------------------

@@ -46,8 +46,49 @@ class LayerSpec:
 
 
 class ConvParams(NamedTuple):
+    """Weights and biases of every interaction, with the architecture they belong to; the
+    same methods as :class:`~eqspike.ep.energy.MLPParams`, so any solver and estimator that
+    works on the Hopfield MLP works on conv energies."""
+
     weights: tuple[torch.Tensor, ...]
     biases: tuple[torch.Tensor, ...]
+    arch: ConvArchitecture
+
+    def input_drive(self, x: torch.Tensor) -> torch.Tensor:
+        """The clamped input's drive of layer 1 (computed once per batch)."""
+        return interaction_up(self.arch.layers[0], self.weights[0], self.biases[0], x)[0]
+
+    def layer_drive(self, x_drive: torch.Tensor, acts: list[torch.Tensor], n: int) -> torch.Tensor:
+        """∂Φ/∂s_n: the drive from below (``x_drive`` for n = 0) plus the feedback from above."""
+        layers, w, b = self.arch.layers, self.weights, self.biases
+        h = x_drive if n == 0 else interaction_up(layers[n], w[n], b[n], acts[n - 1])[0]
+        if n + 1 < len(acts):
+            spec = layers[n + 1]
+            indices = None
+            if spec.kind == "conv" and spec.pool == "max":
+                indices = interaction_up(spec, w[n + 1], b[n + 1], acts[n])[1]
+            h = h + interaction_down(spec, w[n + 1], acts[n + 1], acts[n], indices)
+        return h
+
+    def phi(self, x: torch.Tensor, acts: list[torch.Tensor]) -> torch.Tensor:
+        return conv_phi(self.arch, self, x, acts)
+
+    def param_grad_difference(
+        self, x: torch.Tensor, acts_a: list[torch.Tensor], acts_b: list[torch.Tensor], scale: float
+    ) -> ConvParams:
+        a = conv_param_grads(self.arch, self, x, acts_a)
+        b = conv_param_grads(self.arch, self, x, acts_b)
+        return self.replaced([scale * (ga - gb) for ga, gb in zip(a.flat(), b.flat(), strict=True)])
+
+    def init_state(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [x.new_zeros(x.shape[0], *shape) for shape in self.arch.shapes[1:]]
+
+    def flat(self) -> list[torch.Tensor]:
+        return [*self.weights, *self.biases]
+
+    def replaced(self, tensors: list[torch.Tensor]) -> ConvParams:
+        n = len(self.weights)
+        return ConvParams(tuple(tensors[:n]), tuple(tensors[n:]), self.arch)
 
 
 @dataclass(frozen=True)
@@ -104,7 +145,7 @@ def init_conv_params(arch: ConvArchitecture, generator: torch.Generator | None) 
         bound = 1.0 / math.sqrt(fan_in)
         weights.append((torch.rand(size, generator=generator) * 2 - 1) * bound)
         biases.append(torch.zeros(shape[0]))
-    return ConvParams(tuple(weights), tuple(biases))
+    return ConvParams(tuple(weights), tuple(biases), arch)
 
 
 # --- one interaction: forward drive, adjoint feedback, parameter gradient ------------------
@@ -210,7 +251,7 @@ def conv_param_grads(
         gw, gb = interaction_param_grads(spec, w, b, acts[n], states[n], indices)
         weights.append(gw)
         biases.append(gb)
-    return ConvParams(tuple(weights), tuple(biases))
+    return ConvParams(tuple(weights), tuple(biases), arch)
 
 
 class ConvEnergy(nn.Module):
@@ -229,7 +270,20 @@ class ConvEnergy(nn.Module):
         self.biases = nn.ParameterList(nn.Parameter(b) for b in init.biases)
 
     def params(self) -> ConvParams:
-        return ConvParams(tuple(self.weights), tuple(self.biases))
+        return ConvParams(tuple(self.weights), tuple(self.biases), self.arch)
 
-    def init_state(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return [x.new_zeros(x.shape[0], *shape) for shape in self.arch.shapes[1:]]
+    @property
+    def n_outputs(self) -> int:
+        return self.arch.shapes[-1][0]
+
+    def ordered_parameters(self) -> list[nn.Parameter]:
+        return [*self.weights, *self.biases]
+
+    def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Images of the architecture's input shape (a clear error otherwise)."""
+        if tuple(x.shape[1:]) != self.arch.input_shape:
+            raise ValueError(
+                f"the conv network expects inputs of shape {self.arch.input_shape}, got "
+                f"{tuple(x.shape[1:])}; set model.input_shape to match the data."
+            )
+        return x

@@ -29,10 +29,40 @@ Activities = list[torch.Tensor]
 
 
 class MLPParams(NamedTuple):
-    """Weights ``W_n`` of shape (size_n, size_{n-1}) and biases ``b_n``, for n = 1..N."""
+    """Weights ``W_n`` of shape (size_n, size_{n-1}) and biases ``b_n``, for n = 1..N.
+
+    Solvers and estimators talk to an energy only through these methods, which every
+    parameter type implements (the conv energy's :class:`~eqspike.ep.conv.ConvParams` too).
+    """
 
     weights: tuple[torch.Tensor, ...]
     biases: tuple[torch.Tensor, ...]
+
+    def input_drive(self, x: torch.Tensor) -> torch.Tensor:
+        return input_drive(self, x)
+
+    def layer_drive(self, x_drive: torch.Tensor, acts: Activities, n: int) -> torch.Tensor:
+        return layer_drive(self, x_drive, acts, n)
+
+    def phi(self, x: torch.Tensor, acts: Activities) -> torch.Tensor:
+        return phi(self, x, acts)
+
+    def param_grad_difference(
+        self, x: torch.Tensor, acts_a: Activities, acts_b: Activities, scale: float
+    ) -> MLPParams:
+        return phi_param_grad_difference(x, acts_a, acts_b, scale)
+
+    def init_state(self, x: torch.Tensor) -> Activities:
+        """All free layers at zero (both reference codes start there)."""
+        return [x.new_zeros(x.shape[0], w.shape[0]) for w in self.weights]
+
+    def flat(self) -> list[torch.Tensor]:
+        return [*self.weights, *self.biases]
+
+    def replaced(self, tensors: list[torch.Tensor]) -> MLPParams:
+        """The same structure holding ``tensors`` (in :meth:`flat` order)."""
+        n = len(self.weights)
+        return MLPParams(tuple(tensors[:n]), tuple(tensors[n:]))
 
 
 def input_drive(params: MLPParams, x: torch.Tensor) -> torch.Tensor:

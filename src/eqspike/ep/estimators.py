@@ -23,12 +23,7 @@ from typing import Literal
 
 import torch
 
-from eqspike.ep.energy import (
-    Activities,
-    MLPParams,
-    input_drive,
-    phi_param_grad_difference,
-)
+from eqspike.ep.energy import Activities, MLPParams
 from eqspike.ep.solvers import FixedPointSolver, nudge_loss
 
 EPVariant = Literal["one_sided", "random_sign", "centered"]
@@ -55,8 +50,8 @@ class Phases:
 def free_phase(
     solver: FixedPointSolver, params: MLPParams, sizes: list[int], x: torch.Tensor, steps: int
 ) -> tuple[torch.Tensor, Activities]:
-    x_drive = input_drive(params, x).detach()
-    state = solver.relax(params, x_drive, solver.init_state(sizes, x), steps)
+    x_drive = params.input_drive(x).detach()
+    state = solver.relax(params, x_drive, params.init_state(x), steps)
     return x_drive, state
 
 
@@ -143,8 +138,8 @@ class EquilibriumPropagation(RecordingEstimator):
                 if beta_b != 0.0:
                     state_b = solver.step(params, x_drive, state_b, beta_b, target)
                 if record:
-                    history.append(phi_param_grad_difference(x, state_a, state_b, scale))
-            grads = phi_param_grad_difference(x, state_a, state_b, scale)
+                    history.append(params.param_grad_difference(x, state_a, state_b, scale))
+            grads = params.param_grad_difference(x, state_a, state_b, scale)
         return EstimatorResult(grads, free[-1], nudge_loss(free[-1], target)), history
 
 
@@ -170,12 +165,11 @@ class BackpropThroughTime:
     ) -> EstimatorResult:
         steps = phases.free_steps
         graph_steps = steps if self.truncate is None else min(self.truncate, steps)
-        leaves = [p.detach().requires_grad_(True) for p in (*params.weights, *params.biases)]
-        n = len(params.weights)
-        live = MLPParams(tuple(leaves[:n]), tuple(leaves[n:]))
+        leaves = [p.detach().requires_grad_(True) for p in params.flat()]
+        live = params.replaced(leaves)
         _, state = free_phase(solver, params, sizes, x, steps - graph_steps)
         with torch.enable_grad():
-            x_drive = input_drive(live, x)
+            x_drive = live.input_drive(x)
             for _ in range(graph_steps):
                 state = solver.step(live, x_drive, state)
             loss = nudge_loss(state[-1], target)
@@ -184,7 +178,7 @@ class BackpropThroughTime:
             torch.zeros_like(p) if g is None else g for g, p in zip(grads, leaves, strict=True)
         ]
         output = state[-1].detach()
-        return EstimatorResult(MLPParams(tuple(grads[:n]), tuple(grads[n:])), output, loss.detach())
+        return EstimatorResult(params.replaced(grads), output, loss.detach())
 
     def trajectory(
         self,
@@ -202,8 +196,7 @@ class BackpropThroughTime:
         contribution of step t; the k-step truncation is the sum over the last k of them.
         """
         _, state = free_phase(solver, params, sizes, x, phases.free_steps)
-        flat = (*params.weights, *params.biases)
-        n = len(params.weights)
+        flat = params.flat()
         deltas = [
             [torch.zeros_like(p, requires_grad=True) for p in flat]
             for _ in range(phases.nudged_steps)
@@ -211,8 +204,8 @@ class BackpropThroughTime:
         with torch.enable_grad():
             for delta in deltas:
                 perturbed = [p.detach() + d for p, d in zip(flat, delta, strict=True)]
-                live = MLPParams(tuple(perturbed[:n]), tuple(perturbed[n:]))
-                state = solver.step(live, input_drive(live, x), state)
+                live = params.replaced(perturbed)
+                state = solver.step(live, live.input_drive(x), state)
             loss = nudge_loss(state[-1], target).mean()
             per_step = torch.autograd.grad(
                 loss, [d for delta in deltas for d in delta], allow_unused=True
@@ -227,7 +220,7 @@ class BackpropThroughTime:
             cumulative = [
                 c if g is None else c + g for c, g in zip(cumulative, step_grads, strict=True)
             ]
-            out.append(MLPParams(tuple(cumulative[:n]), tuple(cumulative[n:])))
+            out.append(params.replaced(cumulative))
         return out
 
 

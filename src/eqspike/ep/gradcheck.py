@@ -24,7 +24,7 @@ from eqspike.ep.network import EPNetwork
 
 
 def _flat(params: MLPParams) -> list[torch.Tensor]:
-    return [*params.weights, *params.biases]
+    return params.flat()
 
 
 def cosine(a: torch.Tensor, b: torch.Tensor) -> float:

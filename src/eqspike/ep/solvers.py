@@ -25,7 +25,7 @@ from typing import Literal
 
 import torch
 
-from eqspike.ep.energy import Activities, MLPParams, input_drive, layer_drive, phi
+from eqspike.ep.energy import Activities, MLPParams
 from eqspike.neurons.rate import hard_sigmoid
 
 UpdateOrder = Literal["synchronous", "asynchronous"]
@@ -51,10 +51,6 @@ class FixedPointSolver:
                 f"solver update must be synchronous or asynchronous, got {self.update!r}"
             )
 
-    def init_state(self, sizes: list[int], like: torch.Tensor) -> Activities:
-        """All free layers at zero (both reference codes start there)."""
-        return [like.new_zeros(like.shape[0], size) for size in sizes[1:]]
-
     def _layer_update(
         self,
         params: MLPParams,
@@ -64,7 +60,7 @@ class FixedPointSolver:
         beta: float,
         target: torch.Tensor | None,
     ) -> torch.Tensor:
-        h = layer_drive(params, x_drive, state, n)
+        h = params.layer_drive(x_drive, state, n)
         if beta != 0.0 and n == len(state) - 1:
             h = h + beta * (target - state[n])
         eps = self.step_size
@@ -109,8 +105,8 @@ class FixedPointSolver:
         self, params: MLPParams, sizes: list[int], x: torch.Tensor, steps: int
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """Output activities after the free phase (and no event statistics: dense, not spiking)."""
-        x_drive = input_drive(params, x)
-        return self.relax(params, x_drive, self.init_state(sizes, x), steps)[-1], {}
+        x_drive = params.input_drive(x)
+        return self.relax(params, x_drive, params.init_state(x), steps)[-1], {}
 
     def energy(
         self,
@@ -121,7 +117,7 @@ class FixedPointSolver:
         target: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """F per example (shape (batch,)), the quantity the dynamics descend."""
-        f = 0.5 * sum((s**2).sum(1) for s in state) - phi(params, x, state)
+        f = 0.5 * sum((s**2).flatten(1).sum(1) for s in state) - params.phi(x, state)
         if beta != 0.0:
             f = f + beta * nudge_loss(state[-1], target)
         return f
