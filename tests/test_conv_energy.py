@@ -80,3 +80,36 @@ def test_kernel_that_does_not_fit_names_the_shapes():
         ],
     )
     assert paper.arch.shapes == ((1, 28, 28), (32, 12, 12), (64, 4, 4), (10,))
+
+
+@pytest.mark.parametrize("pool", ["avg", "max"])
+@pytest.mark.parametrize("update", ["synchronous", "asynchronous"])
+def test_centred_ep_on_a_tiny_rate_conv_net_matches_bptt(update, pool):
+    """The same solver and estimators as the Hopfield MLP: centred EP at small β against
+    backpropagation through the last K steps of the same dynamics from the free fixed point
+    (the GDU comparison of Ernoult et al. 2019, as for the MLP)."""
+    from eqspike.ep.estimators import BackpropThroughTime, EquilibriumPropagation, Phases
+    from eqspike.ep.solvers import FixedPointSolver
+
+    g = torch.Generator().manual_seed(0)
+    layers = [
+        LayerSpec("conv", channels=4, kernel=3, pool=pool),
+        LayerSpec("fc", units=8),
+        LayerSpec("fc", units=3),
+    ]
+    energy = ConvEnergy((1, 8, 8), layers, g).double()
+    # Units resting exactly on the hard sigmoid's kink make Φ's equilibrium non-smooth (a
+    # finite difference of the loss then jumps); a small positive bias keeps them off it.
+    for w, b in zip(energy.weights, energy.biases, strict=True):
+        w.data *= 1.5
+        b.data += 0.1
+    x = torch.rand(16, 1, 8, 8, generator=g, dtype=torch.float64)
+    target = F.one_hot(torch.randint(0, 3, (16,), generator=g), 3).double()
+    solver = FixedPointSolver(0.5, update)
+    phases = Phases(150, 20)
+    params = energy.params()
+    ep = EquilibriumPropagation(1e-3, "centered").gradients(solver, params, [], x, target, phases)
+    bptt = BackpropThroughTime().trajectory(solver, params, [], x, target, phases)[-1]
+    for a, b in zip(ep.grads.flat(), bptt.flat(), strict=True):
+        cos = F.cosine_similarity(a.flatten(), b.flatten(), dim=0).item()
+        assert cos > 0.99, cos
