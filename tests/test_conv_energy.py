@@ -113,3 +113,30 @@ def test_centred_ep_on_a_tiny_rate_conv_net_matches_bptt(update, pool):
     for a, b in zip(ep.grads.flat(), bptt.flat(), strict=True):
         cos = F.cosine_similarity(a.flatten(), b.flatten(), dim=0).item()
         assert cos > 0.99, cos
+
+
+def test_a_short_conv_ep_run_lowers_the_loss(tmp_path, mnist_root):
+    """configs/conv/mnist_quick on 600 images: training works end to end through the CLI's
+    trainer (measured: loss 0.27 -> 0.06 and 90.8 % over the full 3000-image config)."""
+    import json
+
+    from eqspike.train.api import train
+
+    overrides = ["data.train_subset=600", "data.test_subset=300", "train.plots=false"]
+    train("conv/mnist_quick", overrides, tmp_path / "r", mnist_root, quiet=True)
+    rows = [
+        json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert rows[-1]["train_loss"] < 0.8 * rows[0]["train_loss"]
+    assert rows[-1]["test_acc"] > 0.5
+
+
+def test_conv_config_that_does_not_fit_is_a_clear_error():
+    from eqspike.errors import ConfigError
+    from eqspike.train.config import load_config
+
+    with pytest.raises(ConfigError, match="cannot halve"):
+        load_config(
+            "conv/mnist_quick",
+            ["model.layers=[{kind: conv, channels: 8, kernel: 4}, {kind: fc, units: 10}]"],
+        )

@@ -23,7 +23,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from eqspike.ep.recipe import EqSpikeConfig, RateEPConfig, build_eqspike, build_rate_ep
+from eqspike.ep.recipe import (
+    ConvEPConfig,
+    EqSpikeConfig,
+    RateEPConfig,
+    build_conv_ep,
+    build_eqspike,
+    build_rate_ep,
+)
 from eqspike.train.config import RunConfig
 from eqspike.ttfs.recipe import TTFSConfig, build_ttfs
 
@@ -45,6 +52,11 @@ ALGORITHMS: dict[str, Algorithm] = {
         EqSpikeConfig,
         build_eqspike,  # type: ignore[arg-type]
         "EqSpike: spike-driven Equilibrium Propagation (spiking neurons, local updates)",
+    ),
+    "conv_ep": Algorithm(
+        ConvEPConfig,
+        build_conv_ep,  # type: ignore[arg-type]
+        "rate-based Equilibrium Propagation on a convolutional energy (conv + pooling + fc)",
     ),
     "ttfs": Algorithm(
         TTFSConfig,

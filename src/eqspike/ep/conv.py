@@ -273,8 +273,10 @@ class ConvEnergy(nn.Module):
         return ConvParams(tuple(self.weights), tuple(self.biases), self.arch)
 
     @property
-    def n_outputs(self) -> int:
-        return self.arch.shapes[-1][0]
+    def sizes(self) -> list[int]:
+        """Units per layer (input first), flattened: what the network reports and one-hot
+        targets use."""
+        return [math.prod(shape) for shape in self.arch.shapes]
 
     def ordered_parameters(self) -> list[nn.Parameter]:
         return [*self.weights, *self.biases]

@@ -1,4 +1,4 @@
-"""The rate-based EP network as an ``nn.Module``: energy + solver + estimator.
+"""The EP network as an ``nn.Module``: energy (Hopfield MLP or conv) + solver + estimator.
 
 ``forward(x)`` relaxes the free phase and returns the output layer's activities, so the network
 drops into a user's PyTorch code; :meth:`EPNetwork.learning_step` fills ``param.grad`` with the
@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from eqspike.ep.conv import ConvEnergy
 from eqspike.ep.energy import HopfieldMLP
 from eqspike.ep.estimators import EstimatorResult, Phases
 from eqspike.ep.solvers import FixedPointSolver, nudge_loss
@@ -20,7 +21,7 @@ class EPNetwork(nn.Module):
 
     def __init__(
         self,
-        energy: HopfieldMLP,
+        energy: HopfieldMLP | ConvEnergy,
         solver: FixedPointSolver,
         estimator,
         phases: Phases,
@@ -37,6 +38,9 @@ class EPNetwork(nn.Module):
         return self.energy.sizes
 
     def _flat_input(self, x: torch.Tensor) -> torch.Tensor:
+        prepare = getattr(self.energy, "prepare_input", None)
+        if prepare is not None:  # conv energies take images as they are
+            return prepare(x)
         x = x.flatten(1)
         if x.shape[1] != self.sizes[0]:
             raise ValueError(

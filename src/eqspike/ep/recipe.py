@@ -7,6 +7,7 @@ from typing import Literal
 import torch
 from pydantic import Field, model_validator
 
+from eqspike.ep.conv import ConvArchitecture, ConvEnergy, LayerSpec
 from eqspike.ep.energy import HopfieldMLP
 from eqspike.ep.estimators import Phases, make_estimator
 from eqspike.ep.network import EPNetwork
@@ -156,6 +157,94 @@ def build_eqspike(config: EqSpikeConfig, generator: torch.Generator) -> EPNetwor
         estimator = SpikeDrivenEP(est.beta, est.variant)
     else:
         estimator = SpikeCountEP(est.beta, est.variant, est.window)
+    return EPNetwork(
+        energy, solver, estimator, Phases(config.solver.free_steps, config.solver.nudged_steps)
+    )
+
+
+class ConvLayerConfig(StrictModel):
+    """One interaction of a conv EP network (see :mod:`eqspike.ep.conv`)."""
+
+    kind: Literal["conv", "fc"]
+    channels: int = Field(0, ge=0, description="conv: output channels")
+    kernel: int = Field(5, gt=0, description="conv: square kernel size")
+    padding: int = Field(0, ge=0, description="conv: zero padding")
+    pool: Literal["avg", "max"] = Field("avg", description="conv: 2x2 stride-2 pooling")
+    units: int = Field(0, ge=0, description="fc: output units")
+
+    @model_validator(mode="after")
+    def _check(self) -> ConvLayerConfig:
+        if self.kind == "conv" and self.channels < 1:
+            raise ValueError("a conv layer needs channels >= 1")
+        if self.kind == "fc" and self.units < 1:
+            raise ValueError("an fc layer needs units >= 1")
+        return self
+
+
+class ConvModelConfig(StrictModel):
+    input_shape: list[int] = Field([1, 28, 28], min_length=3, max_length=3)
+    layers: list[ConvLayerConfig] = Field(
+        default_factory=lambda: [
+            ConvLayerConfig(kind="conv", channels=32, kernel=5),
+            ConvLayerConfig(kind="conv", channels=64, kernel=5),
+            ConvLayerConfig(kind="fc", units=512),
+            ConvLayerConfig(kind="fc", units=10),
+        ]
+    )
+
+
+class ConvEPConfig(RunConfig):
+    """Rate-based EP on a convolutional energy (2C2FC and deeper: the layer list is config)."""
+
+    algorithm: Literal["conv_ep"] = "conv_ep"
+    model: ConvModelConfig = Field(default_factory=ConvModelConfig)
+    solver: SolverConfig = Field(default_factory=SolverConfig)
+    estimator: EstimatorConfig = Field(default_factory=EstimatorConfig)
+
+    @model_validator(mode="after")
+    def _check_model(self) -> ConvEPConfig:
+        self.optimizer.layer_lrs(len(self.model.layers))
+        try:
+            ConvArchitecture.build(tuple(self.model.input_shape), _layer_specs(self.model))
+        except ValueError as exc:
+            raise ValueError(f"model.layers: {exc}") from None
+        if self.model.layers[-1].kind != "fc":
+            raise ValueError("the last layer must be fc (one unit per class)")
+        return self
+
+    def check_data(self, n_inputs: int, n_classes: int) -> None:
+        c, h, w = self.model.input_shape
+        out = self.model.layers[-1].units
+        if c * h * w != n_inputs or out != n_classes:
+            raise ConfigError(
+                f"model.input_shape {self.model.input_shape} with {out} outputs does not fit "
+                f"dataset {self.data.dataset!r} ({n_inputs} input values, {n_classes} classes); "
+                f"use input_shape [1, 28, 28] for MNIST-like images and {n_classes} final units."
+            )
+
+
+def _layer_specs(model: ConvModelConfig) -> list[LayerSpec]:
+    return [
+        LayerSpec(
+            layer.kind,
+            channels=layer.channels,
+            kernel=layer.kernel,
+            pool=layer.pool,
+            padding=layer.padding,
+            units=layer.units,
+        )
+        for layer in model.layers
+    ]
+
+
+def build_conv_ep(config: ConvEPConfig, generator: torch.Generator) -> EPNetwork:
+    """The conv EP network a config describes, initialised from ``generator``."""
+    shape = tuple(config.model.input_shape)
+    energy = ConvEnergy(shape, _layer_specs(config.model), generator)  # type: ignore[arg-type]
+    solver = make_solver(config.solver.kind, config.solver.step_size, config.solver.update)
+    estimator = make_estimator(
+        config.estimator.kind, config.estimator.beta, config.estimator.bptt_truncate
+    )
     return EPNetwork(
         energy, solver, estimator, Phases(config.solver.free_steps, config.solver.nudged_steps)
     )
