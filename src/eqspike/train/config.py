@@ -262,5 +262,8 @@ def format_validation_error(
             desc = field_owner.model_fields[loc[-1]].description
             description = f" ({desc})" if desc else ""
         message = err["msg"].removeprefix("Value error, ")
-        lines.append(f"  - key '{key}' = {value!r}: {message}{description}")
+        if isinstance(value, dict) or not key:  # a whole section: the message says what
+            lines.append(f"  - {key + ': ' if key else ''}{message}{description}")
+        else:
+            lines.append(f"  - key '{key}' = {value!r}: {message}{description}")
     return "\n".join(lines)
