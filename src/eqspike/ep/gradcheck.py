@@ -90,7 +90,7 @@ def gradcheck(
     """Compare EP variants with truncated BPTT on one batch, step by step."""
     params = network.energy.params()
     sizes, phases, solver = network.sizes, network.phases, network.solver
-    x = x.flatten(1)
+    x = network.prepare_input(x)  # flat vectors for the MLP, images for conv energies
     target = network.target(labels)
     reference = BackpropThroughTime().trajectory(solver, params, sizes, x, target, phases)
     names = [f"W{n + 1}" for n in range(len(params.weights))] + [

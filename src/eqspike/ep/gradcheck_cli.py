@@ -30,8 +30,10 @@ def run_gradcheck(
     from eqspike.algorithms import ALGORITHMS
 
     config = load_config(config_name, overrides)
-    if config.algorithm not in ("rate_ep", "eqspike"):
-        raise ConfigError(f"gradcheck supports rate_ep and eqspike, not {config.algorithm!r}")
+    if config.algorithm not in ("rate_ep", "eqspike", "conv_ep"):
+        raise ConfigError(
+            f"gradcheck supports rate_ep, eqspike and conv_ep, not {config.algorithm!r}"
+        )
     if batch < 1:
         raise ConfigError(f"--batch must be >= 1, got {batch}")
     train = load_splits(config, data_dir).train

@@ -37,7 +37,9 @@ class EPNetwork(nn.Module):
     def sizes(self) -> list[int]:
         return self.energy.sizes
 
-    def _flat_input(self, x: torch.Tensor) -> torch.Tensor:
+    def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Flat feature vectors for the Hopfield MLP (checked against its input size); images
+        as they are for conv energies."""
         prepare = getattr(self.energy, "prepare_input", None)
         if prepare is not None:  # conv energies take images as they are
             return prepare(x)
@@ -56,7 +58,7 @@ class EPNetwork(nn.Module):
         :attr:`last_forward_stats`.
         """
         output, self.last_forward_stats = self.solver.free_output(
-            self.energy.params(), self.sizes, self._flat_input(x), self.phases.free_steps
+            self.energy.params(), self.sizes, self.prepare_input(x), self.phases.free_steps
         )
         return output
 
@@ -81,7 +83,7 @@ class EPNetwork(nn.Module):
             self.solver,
             self.energy.params(),
             self.sizes,
-            self._flat_input(x),
+            self.prepare_input(x),
             target,
             self.phases,
             generator,
