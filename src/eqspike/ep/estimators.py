@@ -51,7 +51,7 @@ def free_phase(
     solver: FixedPointSolver, params: MLPParams, sizes: list[int], x: torch.Tensor, steps: int
 ) -> tuple[torch.Tensor, Activities]:
     x_drive = params.input_drive(x).detach()
-    state = solver.relax(params, x_drive, params.init_state(x), steps)
+    state = solver.relax(params, x_drive, solver.init(params, x), steps)
     return x_drive, state
 
 
@@ -138,9 +138,16 @@ class EquilibriumPropagation(RecordingEstimator):
                 if beta_b != 0.0:
                     state_b = solver.step(params, x_drive, state_b, beta_b, target)
                 if record:
-                    history.append(params.param_grad_difference(x, state_a, state_b, scale))
-            grads = params.param_grad_difference(x, state_a, state_b, scale)
-        return EstimatorResult(grads, free[-1], nudge_loss(free[-1], target)), history
+                    history.append(
+                        params.param_grad_difference(
+                            x, solver.readout(state_a), solver.readout(state_b), scale
+                        )
+                    )
+            grads = params.param_grad_difference(
+                x, solver.readout(state_a), solver.readout(state_b), scale
+            )
+        output = solver.output(free)
+        return EstimatorResult(grads, output, nudge_loss(output, target)), history
 
 
 @dataclass(frozen=True)
@@ -172,12 +179,12 @@ class BackpropThroughTime:
             x_drive = live.input_drive(x)
             for _ in range(graph_steps):
                 state = solver.step(live, x_drive, state)
-            loss = nudge_loss(state[-1], target)
+            loss = nudge_loss(solver.output(state), target)
             grads = torch.autograd.grad(loss.mean(), leaves, allow_unused=True)
         grads = [
             torch.zeros_like(p) if g is None else g for g, p in zip(grads, leaves, strict=True)
         ]
-        output = state[-1].detach()
+        output = solver.output(state).detach()
         return EstimatorResult(params.replaced(grads), output, loss.detach())
 
     def trajectory(
@@ -206,7 +213,7 @@ class BackpropThroughTime:
                 perturbed = [p.detach() + d for p, d in zip(flat, delta, strict=True)]
                 live = params.replaced(perturbed)
                 state = solver.step(live, live.input_drive(x), state)
-            loss = nudge_loss(state[-1], target).mean()
+            loss = nudge_loss(solver.output(state), target).mean()
             per_step = torch.autograd.grad(
                 loss, [d for delta in deltas for d in delta], allow_unused=True
             )

@@ -51,6 +51,17 @@ class FixedPointSolver:
                 f"solver update must be synchronous or asynchronous, got {self.update!r}"
             )
 
+    def init(self, params: MLPParams, x: torch.Tensor) -> Activities:
+        """The state a free phase starts from (every layer at zero)."""
+        return params.init_state(x)
+
+    def readout(self, state: Activities) -> Activities:
+        """The states EP contrasts (the analogue states themselves)."""
+        return state
+
+    def output(self, state: Activities) -> torch.Tensor:
+        return state[-1]
+
     def _layer_update(
         self,
         params: MLPParams,
@@ -106,7 +117,7 @@ class FixedPointSolver:
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """Output activities after the free phase (and no event statistics: dense, not spiking)."""
         x_drive = params.input_drive(x)
-        return self.relax(params, x_drive, params.init_state(x), steps)[-1], {}
+        return self.relax(params, x_drive, self.init(params, x), steps)[-1], {}
 
     def energy(
         self,
