@@ -130,7 +130,8 @@ class EquilibriumPropagation(RecordingEstimator):
         x_drive, free = free_phase(solver, params, sizes, x, phases.free_steps)
         beta_a, beta_b = self._signed_betas(generator)
         scale = -1.0 / (beta_a - beta_b)
-        state_a, state_b = free, free
+        state_a = solver.start_phase(free)
+        state_b = solver.start_phase(free) if beta_b != 0.0 else free
         history = []
         with torch.no_grad():
             for _ in range(phases.nudged_steps):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import torch
@@ -11,6 +12,7 @@ from eqspike.ep.conv import ConvArchitecture, ConvEnergy, LayerSpec
 from eqspike.ep.energy import HopfieldMLP
 from eqspike.ep.estimators import Phases, make_estimator
 from eqspike.ep.network import EPNetwork
+from eqspike.ep.sigma_delta import SigmaDeltaSolver
 from eqspike.ep.solvers import make_solver
 from eqspike.ep.spiking import MIN_RATE_WINDOW, SpikeCountEP, SpikeDrivenEP, SpikingSolver
 from eqspike.errors import ConfigError
@@ -193,12 +195,21 @@ class ConvModelConfig(StrictModel):
     )
 
 
+class ConvSolverConfig(SolverConfig):
+    """Rate dynamics (``discrete`` / ``continuous``) or Sigma-Delta spiking (``sigma_delta``:
+    layers exchange spikes, decoded by running averages with factor ``decay``)."""
+
+    kind: Literal["discrete", "continuous", "sigma_delta"] = "discrete"  # type: ignore[assignment]
+    decay: float = Field(0.8, ge=0.0, lt=1.0, description="sigma_delta: decoder's running average")
+
+
 class ConvEPConfig(RunConfig):
-    """Rate-based EP on a convolutional energy (2C2FC and deeper: the layer list is config)."""
+    """EP on a convolutional energy (2C2FC and deeper: the layer list is config), with rate or
+    Sigma-Delta spiking dynamics."""
 
     algorithm: Literal["conv_ep"] = "conv_ep"
     model: ConvModelConfig = Field(default_factory=ConvModelConfig)
-    solver: SolverConfig = Field(default_factory=SolverConfig)
+    solver: ConvSolverConfig = Field(default_factory=ConvSolverConfig)
     estimator: EstimatorConfig = Field(default_factory=EstimatorConfig)
 
     @model_validator(mode="after")
@@ -241,7 +252,19 @@ def build_conv_ep(config: ConvEPConfig, generator: torch.Generator) -> EPNetwork
     """The conv EP network a config describes, initialised from ``generator``."""
     shape = tuple(config.model.input_shape)
     energy = ConvEnergy(shape, _layer_specs(config.model), generator)  # type: ignore[arg-type]
-    solver = make_solver(config.solver.kind, config.solver.step_size, config.solver.update)
+    cfg = config.solver
+    if cfg.kind == "sigma_delta":
+        if any(layer.kind == "conv" and layer.pool == "max" for layer in config.model.layers):
+            warnings.warn(
+                "max pooling with spiking (sigma_delta) dynamics: allowed for the pooling study, "
+                "but EP's gradient estimate is biased there (the time-average of a max over "
+                "spikes is not the max of the rates, and the unpooling argmax changes from step "
+                "to step); use pool: avg for training.",
+                stacklevel=2,
+            )
+        solver = SigmaDeltaSolver(1.0 if cfg.step_size is None else cfg.step_size, cfg.decay)
+    else:
+        solver = make_solver(cfg.kind, cfg.step_size, cfg.update)
     estimator = make_estimator(
         config.estimator.kind, config.estimator.beta, config.estimator.bptt_truncate
     )

@@ -44,6 +44,8 @@ class SigmaDeltaState(NamedTuple):
     phases: list[torch.Tensor]  # Sigma-Delta accumulators φ_n
     decoded: list[torch.Tensor]  # running averages a_n of the spikes (what neighbours see)
     spikes: list[torch.Tensor]  # this step's spikes q_n
+    phase_sum: list[torch.Tensor]  # spikes summed since the phase started
+    phase_steps: int
 
 
 @dataclass(frozen=True)
@@ -61,16 +63,19 @@ class SigmaDeltaSolver:
 
     def init(self, params, x: torch.Tensor) -> SigmaDeltaState:
         zeros = params.init_state(x)
-        return SigmaDeltaState(
-            zeros,
-            [z.clone() for z in zeros],
-            [z.clone() for z in zeros],
-            [z.clone() for z in zeros],
-        )
+        return SigmaDeltaState(zeros, *([z.clone() for z in zeros] for _ in range(4)), 0)
+
+    def start_phase(self, state: SigmaDeltaState) -> SigmaDeltaState:
+        """A phase's spike averages start from zero (the dynamics continue unchanged)."""
+        return state._replace(phase_sum=[torch.zeros_like(q) for q in state.spikes], phase_steps=0)
 
     def readout(self, state: SigmaDeltaState) -> list[torch.Tensor]:
-        """The states EP contrasts: the decoded (time-averaged) spikes of every layer."""
-        return state.decoded
+        """The states EP contrasts: each layer's spikes averaged over the current phase
+        (averaging over a whole nudged phase learns where a short running average is too
+        noisy at the sparse rates of a conv net)."""
+        if state.phase_steps == 0:
+            return state.decoded
+        return [total / state.phase_steps for total in state.phase_sum]
 
     def output(self, state: SigmaDeltaState) -> torch.Tensor:
         """The output layer's own analogue state (its neurons need no decoding)."""
@@ -86,9 +91,10 @@ class SigmaDeltaSolver:
     ) -> SigmaDeltaState:
         """One synchronous step of every layer; differentiable (BPTT), never in-place."""
         eps, lam = self.step_size, self.decay
-        rates, phases, decoded, spikes = [], [], [], []
+        rates, phases, decoded, spikes, sums = [], [], [], [], []
         last = len(state.rates) - 1
-        for n, (s, phi, a) in enumerate(zip(state.rates, state.phases, state.decoded, strict=True)):
+        layers = zip(state.rates, state.phases, state.decoded, state.phase_sum, strict=True)
+        for n, (s, phi, a, total) in enumerate(layers):
             h = params.layer_drive(x_drive, state.decoded, n)
             if beta != 0.0 and n == last:
                 h = h + beta * (target - s)
@@ -99,7 +105,8 @@ class SigmaDeltaSolver:
             phases.append(phi - q)
             decoded.append(lam * a + (1.0 - lam) * q)
             spikes.append(q)
-        return SigmaDeltaState(rates, phases, decoded, spikes)
+            sums.append(total + q)
+        return SigmaDeltaState(rates, phases, decoded, spikes, sums, state.phase_steps + 1)
 
     def relax(
         self,

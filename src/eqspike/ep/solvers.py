@@ -55,6 +55,10 @@ class FixedPointSolver:
         """The state a free phase starts from (every layer at zero)."""
         return params.init_state(x)
 
+    def start_phase(self, state: Activities) -> Activities:
+        """Hook for solvers that average over a phase (rate states need nothing)."""
+        return state
+
     def readout(self, state: Activities) -> Activities:
         """The states EP contrasts (the analogue states themselves)."""
         return state
