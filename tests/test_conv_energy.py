@@ -192,3 +192,17 @@ def test_max_pooling_with_spikes_warns():
     )
     with pytest.warns(UserWarning, match="biased"):
         ALGORITHMS["conv_ep"].build(config, torch.Generator().manual_seed(0))
+
+
+def test_bptt_refuses_an_unroll_that_cannot_fit(monkeypatch):
+    from eqspike.ep import estimators
+    from eqspike.ep.estimators import BackpropThroughTime, Phases
+    from eqspike.ep.sigma_delta import SigmaDeltaSolver
+
+    params, x, target = _spiking_pool_problem("avg")
+    need = estimators.bptt_memory_estimate(params, x, 1000)
+    monkeypatch.setattr(estimators, "available_memory", lambda: need // 4)
+    with pytest.raises(MemoryError, match=r"BPTT through 1000 steps .* GiB.*bptt_truncate"):
+        BackpropThroughTime().gradients(
+            SigmaDeltaSolver(0.5), params, [], x, target, Phases(1000, 0)
+        )
