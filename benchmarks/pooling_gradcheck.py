@@ -4,7 +4,8 @@ Small conv nets (1x8x8 input, conv 3x3 4 channels + 2x2 pooling, fc 8, fc 3) wit
 weights, Sigma-Delta spiking dynamics (ε 0.5, decoder decay 0.8), centred EP (β 0.1, 150 free
 / 30 nudged steps) against BPTT through the same spiking dynamics (surrogate spike gradient,
 last 30 steps from the free state), and the same with rate dynamics (β 1e-3) for reference.
-Per pooling: the cosine per parameter tensor, averaged over tensors and over seeds 0-9 (degenerate ones skipped). Writes
+Per pooling: the cosine per parameter tensor, averaged over tensors and over seeds 0-9
+(degenerate ones skipped). Writes
 ``benchmarks/results/pooling_gradcheck.json`` (keys ``avg_cosine``, ``max_cosine``: spiking)
 and ``pooling_gradcheck.png``.
 
@@ -104,7 +105,8 @@ def main() -> None:
         },
         notes="Cosine of the centred EP update with BPTT through the same dynamics, mean over "
         "parameter tensors and seeds 0-9 (seeds whose output layer saturates, so that the true "
-        "gradient is zero, are skipped and counted); spiking: Sigma-Delta, beta 0.1; rate: beta 1e-3.",
+        "gradient is zero, are skipped and counted); spiking: Sigma-Delta, beta 0.1; rate: "
+        "beta 1e-3.",
     )
 
 
