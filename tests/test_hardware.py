@@ -158,3 +158,41 @@ def test_cpu_measurement_reads_rapl_counters(tmp_path, monkeypatch):
     missing = measure.cpu_energy(work, min_seconds=0.01)
     assert missing["joules_per_sample"] is None and "RAPL" in missing["reason"]
     assert not math.isnan(result["seconds"])
+
+
+def test_conv_spike_fan_out_and_spiking_conv_counts():
+    """Hand-counted fan-outs of a conv net, and per-layer spike counts of the Sigma-Delta
+    solver that add up over the phases of a learning step."""
+    from eqspike.ep.conv import ConvEnergy, LayerSpec
+    from eqspike.ep.estimators import EquilibriumPropagation, Phases
+    from eqspike.ep.sigma_delta import SigmaDeltaSolver
+
+    layers = [
+        LayerSpec("conv", channels=4, kernel=3, pool="avg"),  # (1, 8, 8) -> (4, 3, 3)
+        LayerSpec("fc", units=5),
+        LayerSpec("fc", units=2),
+    ]
+    energy = ConvEnergy((1, 8, 8), layers, torch.Generator().manual_seed(0))
+    arch = energy.arch
+    # layer 1 (conv maps): up into fc 5; down only into the clamped input -> 5
+    # layer 2 (fc 5): up 2, down into the 36 conv units; layer 3: down 5
+    assert [arch.spike_fan_out(n) for n in (1, 2, 3)] == [5, 2 + 36, 5]
+    two_conv = ConvEnergy(
+        (1, 12, 12),
+        [LayerSpec("conv", channels=2, kernel=3), LayerSpec("conv", channels=3, kernel=2)],
+    ).arch  # (2, 5, 5) -> (3, 2, 2)
+    # layer 1: up 3 channels x 2x2 kernel = 12; layer 2: down 4 (avg unpool) x 2 x 2x2 = 32
+    assert two_conv.spike_fan_out(1) == 12 and two_conv.spike_fan_out(2) == 32
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(6, 1, 8, 8, generator=g)
+    target = torch.nn.functional.one_hot(torch.randint(0, 2, (6,), generator=g), 2).float()
+    solver = SigmaDeltaSolver(0.5)
+    result = EquilibriumPropagation(0.5, "centered").gradients(
+        solver, energy.params(), [], x, target, Phases(20, 5)
+    )
+    stats = result.stats
+    assert stats["free_neuron_updates_per_sample"] == 20 * (36 + 5 + 2)
+    assert stats["neuron_updates_per_sample"] == (20 + 2 * 5) * (36 + 5 + 2)
+    total = sum(stats[f"spikes_layer{n}_per_sample"] for n in (1, 2, 3))
+    assert stats["spikes_per_sample"] == pytest.approx(total)
+    assert stats["spikes_per_sample"] >= stats["free_spikes_per_sample"] > 0

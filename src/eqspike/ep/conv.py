@@ -131,6 +131,23 @@ class ConvArchitecture:
     def n_layers(self) -> int:
         return len(self.layers)
 
+    def spike_fan_out(self, layer: int) -> int:
+        """Synapses a spike of free layer ``layer`` (1 … N) drives, event-driven: up through the
+        next interaction (conv: C_out·k² pre-pool units; fc: its units) and down through its own
+        (conv: P† spreads over 4 pre-pool positions for average pooling, 1 for max, then
+        C_in·k²; fc: the layer below's units), except down into the clamped input."""
+        total = 0
+        if layer < self.n_layers:  # up
+            spec = self.layers[layer]
+            total += spec.channels * spec.kernel**2 if spec.kind == "conv" else spec.units
+        if layer >= 2:  # down (layer 1 feeds back only into the clamped input)
+            spec, below = self.layers[layer - 1], self.shapes[layer - 1]
+            if spec.kind == "conv":
+                total += (4 if spec.pool == "avg" else 1) * below[0] * spec.kernel**2
+            else:
+                total += math.prod(below)
+        return total
+
 
 def init_conv_params(arch: ConvArchitecture, generator: torch.Generator | None) -> ConvParams:
     """U(±1/√fan_in) weights (PyTorch's default scale), zero biases."""

@@ -149,7 +149,16 @@ class EquilibriumPropagation(RecordingEstimator):
                 x, solver.readout(state_a), solver.readout(state_b), scale
             )
         output = solver.output(free)
-        return EstimatorResult(grads, output, nudge_loss(output, target)), history
+        stats: dict[str, float] = {}
+        phase_stats = getattr(solver, "phase_stats", None)
+        if phase_stats is not None:  # spiking solvers: events of the free and nudged phases
+            stats = phase_stats(free, "free_")
+            nudged = [phase_stats(state_a)]
+            if beta_b != 0.0:
+                nudged.append(phase_stats(state_b))
+            for key in nudged[0]:
+                stats[key] = stats[f"free_{key}"] + sum(n[key] for n in nudged)
+        return EstimatorResult(grads, output, nudge_loss(output, target), stats), history
 
 
 # Tensors autograd keeps per layer and step (drive, pre-activation, state, spike phase, masks).

@@ -122,15 +122,24 @@ class SigmaDeltaSolver:
                 state = self.step(params, x_drive, state, beta, target)
         return state
 
+    def phase_stats(self, state: SigmaDeltaState, prefix: str = "") -> dict[str, float]:
+        """Spikes per sample of every free layer (1 … N) since the phase started, and the
+        neuron updates (one per neuron and step): the raw material of energy estimates."""
+        batch = state.rates[0].shape[0]
+        stats = {
+            f"{prefix}spikes_layer{n}_per_sample": float(total.sum()) / batch
+            for n, total in enumerate(state.phase_sum, start=1)
+        }
+        stats[f"{prefix}spikes_per_sample"] = sum(
+            stats[f"{prefix}spikes_layer{n}_per_sample"] for n in range(1, len(state.rates) + 1)
+        )
+        units = sum(r[0].numel() for r in state.rates)
+        stats[f"{prefix}neuron_updates_per_sample"] = float(units * state.phase_steps)
+        return stats
+
     def free_output(
         self, params, sizes: list[int], x: torch.Tensor, steps: int
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Output after the free phase, and spikes per sample (all free layers, summed)."""
-        x_drive = params.input_drive(x)
-        state = self.init(params, x)
-        spikes = 0.0
-        with torch.no_grad():
-            for _ in range(steps):
-                state = self.step(params, x_drive, state)
-                spikes += sum(float(q.sum()) for q in state.spikes)
-        return self.output(state), {"spikes_per_sample": spikes / x.shape[0]}
+        """Output after the free phase, and its spike counts per layer and sample."""
+        state = self.relax(params, params.input_drive(x), self.init(params, x), steps)
+        return self.output(state), self.phase_stats(state)

@@ -78,8 +78,12 @@ def _add_memory(job: JobEvents, phase: str, synaptic: float, updates: float) -> 
     job.add(f"{phase}:memory", "memory_read_64b", (synaptic + updates) * WEIGHT_BITS / 64)
 
 
-def _spiking_ep_native(stats: dict[str, float], sizes: list[int], training: bool) -> JobEvents:
-    """Per phase (free; nudged = both ±β phases; update) and per layer."""
+def _spiking_ep_native(
+    stats: dict[str, float], sizes: list[int], training: bool, fan_out: list[int] | None = None
+) -> JobEvents:
+    """Per phase (free; nudged = both ±β phases; update) and per layer; ``fan_out`` per layer
+    (default: the layered Hopfield net's)."""
+    fan_out = fan_out or [spike_fan_out(sizes, n) for n in range(len(sizes))]
     job = JobEvents()
     last = len(sizes) - 1
     phases = {"free": "free_" if training else ""}
@@ -93,8 +97,8 @@ def _spiking_ep_native(stats: dict[str, float], sizes: list[int], training: bool
                 spikes -= stats.get(f"free_spikes_layer{n}_per_sample", 0.0)
             name = f"{phase}:{_layer_name(n, last)}"
             job.add(name, "spike_route", spikes)
-            job.add(name, "synaptic_event", spikes * spike_fan_out(sizes, n))
-            synaptic += spikes * spike_fan_out(sizes, n)
+            job.add(name, "synaptic_event", spikes * fan_out[n])
+            synaptic += spikes * fan_out[n]
         updates = stats.get(f"{prefix}neuron_updates_per_sample", 0.0)
         if phase == "nudged":
             updates -= stats.get("free_neuron_updates_per_sample", 0.0)
@@ -119,7 +123,8 @@ def _rate_twin(run) -> torch.nn.Module:
     from eqspike.ep.solvers import make_solver
 
     cfg = run.config
-    solver = make_solver("continuous", cfg.neuron.epsilon, "synchronous")
+    epsilon = cfg.solver.step_size if cfg.algorithm == "conv_ep" else cfg.neuron.epsilon
+    solver = make_solver("continuous", epsilon, "synchronous")
     estimator = make_estimator("centered", cfg.estimator.beta)
     twin = EPNetwork(
         run.model.energy, solver, estimator, Phases(cfg.solver.free_steps, cfg.solver.nudged_steps)
@@ -132,10 +137,11 @@ def count_ep_events(run, x: torch.Tensor, y: torch.Tensor, x_train, y_train) -> 
     model = run.model
     sizes = model.sizes
     spiking = run.config.algorithm == "eqspike"
+    conv_spiking = run.config.algorithm == "conv_ep" and run.config.solver.kind == "sigma_delta"
     native: dict[str, JobEvents] = {}
     dense: dict[str, JobEvents] = {}
     gen = torch.Generator().manual_seed(0)
-    twin = _rate_twin(run) if spiking else model
+    twin = _rate_twin(run) if spiking or conv_spiking else model
     dense_inf = JobEvents()
     dense_inf.add("all", "flop", _flops_per_sample(lambda: twin(x), len(x)))
     dense_train = JobEvents()
@@ -147,7 +153,22 @@ def count_ep_events(run, x: torch.Tensor, y: torch.Tensor, x_train, y_train) -> 
     dense_inf.notes.append(note)
     dense_train.notes.append(note)
     dense = {"inference": dense_inf, "training": dense_train}
-    if spiking:
+    if conv_spiking:
+        arch = model.energy.arch
+        fan_out = [0] + [arch.spike_fan_out(n) for n in range(1, len(sizes))]
+        model(x)
+        native["inference"] = _spiking_ep_native(model.last_forward_stats, sizes, False, fan_out)
+        result = model.learning_step(x_train, y_train, gen)
+        native["training"] = _spiking_ep_native(result.stats, sizes, True, fan_out)
+        weights = sum(p.numel() for p in model.parameters())
+        native["training"].add("update:all", "weight_update", weights / len(x_train))
+        for job in native.values():
+            job.notes.append(
+                "conv: the input is an analogue drive (computed once, not spikes); a spike's "
+                "fan-out counts the kernel positions it reaches (conv) or the units (fc); "
+                "the update changes every weight once per batch"
+            )
+    elif spiking:
         model(x)
         native["inference"] = _spiking_ep_native(model.last_forward_stats, sizes, False)
         result = model.learning_step(x_train, y_train, gen)
@@ -175,7 +196,7 @@ def count_ep_events(run, x: torch.Tensor, y: torch.Tensor, x_train, y_train) -> 
     model.zero_grad(set_to_none=True)
     details = {"sizes": sizes, "free_steps": model.phases.free_steps}
     details["nudged_steps"] = model.phases.nudged_steps
-    if spiking:
+    if spiking or conv_spiking:
         details["spike_rates"] = {
             _layer_name(n, len(sizes) - 1): model.last_forward_stats.get(
                 f"spikes_layer{n}_per_sample", 0.0
