@@ -194,3 +194,38 @@ def test_two_process_torchrun_equals_single_process(tmp_path):
         torch.testing.assert_close(ddp[key], single[key], rtol=1e-9, atol=1e-11)
     env_info = json.loads((tmp_path / "ddp" / "environment.json").read_text())
     assert env_info["world_size"] == 2
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="torchrun with gloo tested on Linux")
+def test_two_process_torchrun_ttfs_with_weight_bumps(tmp_path):
+    """TTFS under torchrun: the ranks agree on weight bumps (one all-reduce of the flag and the
+    mean bump) and on gradient steps, so training runs through and the run is written once."""
+    opts = [
+        "train.epochs=2",
+        "model.layers=[4, 30, 3]",
+        "model.init_mean=[-0.5, -0.5]",  # silent at first: the bump path is exercised
+        "data.batch_size=50",
+        "train.plots=false",
+    ]
+    sets = [arg for o in opts for arg in ("--set", o)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "eqspike.cli",
+        "train",
+        "ttfs/yinyang",
+        *sets,
+        "--out",
+        str(tmp_path / "ddp"),
+        "--quiet",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(r) for r in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["train_bumped"] > 0  # some batches were bumps, not steps
+    assert rows[-1]["test_acc"] > 0.4
