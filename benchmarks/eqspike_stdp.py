@@ -15,7 +15,7 @@ import shutil
 import torch
 from common import RESULTS, ROOT, record
 
-from eqspike.analysis.stdp import stdp_report
+from eqspike.analysis.stdp import nudged_samples, stdp_report
 from eqspike.train.api import load
 from eqspike.train.trainer import load_splits
 
@@ -32,9 +32,10 @@ def main() -> None:
     test = load_splits(run.config, args.data_dir).test
     out = RESULTS / "eqspike_stdp"
     out.mkdir(parents=True, exist_ok=True)
-    report = stdp_report(
-        run.model, test.x[: args.samples], test.y[: args.samples], out, args.synapses
-    )
+    # Only samples the nudge moves: on the rest the trained outputs sit exactly on the bounds,
+    # the nudge is zero and the two phases' increments cancel event by event.
+    x, y = nudged_samples(run.model, test.x, test.y, args.samples)
+    report = stdp_report(run.model, x, y, out, args.synapses)
     png = RESULTS / "eqspike_stdp.png"
     shutil.move(out / "stdp.png", png)
     shutil.rmtree(out)

@@ -123,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     stdp.add_argument("--synapses", type=int, default=200, help="sampled synapses per layer")
     stdp.add_argument("--max-lag", type=int, default=10, help="largest |Δt| in steps")
     stdp.add_argument("--out", help="output folder (default RUN/analysis)")
+    stdp.add_argument(
+        "--nudged-only",
+        action="store_true",
+        help="only test samples whose output the nudge moves (a trained network's outputs sit "
+        "on the bounds for most samples, where the nudge is exactly zero)",
+    )
 
     robust = sub.add_parser(
         "robustness",
@@ -249,6 +255,15 @@ def cmd_raster(args: argparse.Namespace) -> int:
     return 0
 
 
+def _test_split(args: argparse.Namespace, run):
+    import torch
+
+    from eqspike.train.trainer import load_splits
+
+    test = load_splits(run.config, args.data_dir).test
+    return test.x.to(getattr(torch, run.config.train.dtype)), test.y
+
+
 def _spiking_run_and_data(args: argparse.Namespace):
     import torch
 
@@ -268,9 +283,12 @@ def _spiking_run_and_data(args: argparse.Namespace):
 
 
 def cmd_stdp(args: argparse.Namespace) -> int:
-    from eqspike.analysis.stdp import stdp_report
+    from eqspike.analysis.stdp import nudged_samples, stdp_report
 
     run, x, y, out = _spiking_run_and_data(args)
+    if args.nudged_only:
+        x, y = nudged_samples(run.model, *_test_split(args, run), args.samples)
+        print(f"{len(y)} test samples whose output the nudge moves")
     report = stdp_report(run.model, x, y, out, args.synapses, args.max_lag)
     for key in ("applied", "control_beta0"):
         print(f"{key}: {report[key]['events']} events, fit {report[key]['fit']}")

@@ -123,6 +123,31 @@ def record_events(
     return {"dt": np.concatenate(dts), "dw": np.concatenate(dws)}
 
 
+@torch.no_grad()
+def nudged_samples(
+    network, x: torch.Tensor, labels: torch.Tensor, count: int, batch: int = 500
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``count`` samples whose free-phase output differs from the one-hot target.
+
+    A trained network's outputs sit exactly on the hard sigmoid's bounds for most samples, so
+    the nudge β(y − s) is exactly zero there and the ±β phases replay the free phase: such
+    samples carry no learning signal and no timing information about the update."""
+    chosen: list[torch.Tensor] = []
+    found = 0
+    for start in range(0, len(x), batch):
+        xb, yb = x[start : start + batch], labels[start : start + batch]
+        out = network(xb)
+        keep = (out != network.target(yb)).any(1).nonzero().squeeze(1) + start
+        chosen.append(keep)
+        found += len(keep)
+        if found >= count:
+            break
+    index = torch.cat(chosen)[:count] if chosen else torch.zeros(0, dtype=torch.long)
+    if len(index) == 0:
+        raise ConfigError("no sample is nudged (every output equals its target exactly)")
+    return x[index], labels[index]
+
+
 def _exp(dt: np.ndarray, a: float, tau: float) -> np.ndarray:
     return a * np.exp(-np.abs(dt) / tau)
 
