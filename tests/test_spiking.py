@@ -278,3 +278,23 @@ def test_readout_averages_the_last_free_steps():
     torch.testing.assert_close(final, outputs[-1])
     torch.testing.assert_close(averaged, torch.stack(outputs[-5:]).mean(0))
     assert stats == stats_avg  # same phase, same events
+
+
+def test_stdp_uses_only_samples_the_nudge_moves():
+    from eqspike.analysis.stdp import nudged_samples
+
+    class Saturated(torch.nn.Module):
+        """Outputs exactly one-hot for even samples (nudge 0), off-target for odd ones."""
+
+        def target(self, labels):
+            return torch.nn.functional.one_hot(labels, 3).float()
+
+        def forward(self, x):
+            out = self.target(x[:, 0].long() % 3)
+            out[1::2] = 0.5
+            return out
+
+    x = torch.arange(10.0).view(10, 1).repeat(1, 2)
+    labels = x[:, 0].long() % 3
+    xs, ys = nudged_samples(Saturated(), x, labels, count=3, batch=4)
+    assert xs[:, 0].tolist() == [1.0, 3.0, 5.0] and ys.tolist() == [1, 0, 2]
