@@ -20,6 +20,7 @@ and a postsynaptic neuron each driven to a single brief burst, offsets swept.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -134,9 +135,16 @@ def nudged_samples(
     samples carry no learning signal and no timing information about the update."""
     chosen: list[torch.Tensor] = []
     found = 0
+    solver = getattr(network, "solver", None)
+    if getattr(solver, "readout_steps", 1) > 1:  # the nudge sees the last state, not a window
+        solver = dataclasses.replace(solver, readout_steps=1)
     for start in range(0, len(x), batch):
         xb, yb = x[start : start + batch], labels[start : start + batch]
-        out = network(xb)
+        if solver is not None:
+            params, steps = network.energy.params(), network.phases.free_steps
+            out, _ = solver.free_output(params, network.sizes, network.prepare_input(xb), steps)
+        else:
+            out = network(xb)
         keep = (out != network.target(yb)).any(1).nonzero().squeeze(1) + start
         chosen.append(keep)
         found += len(keep)
