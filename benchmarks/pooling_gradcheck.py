@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from common import RESULTS, record
 
-from eqspike.ep.conv import ConvEnergy, LayerSpec
 from eqspike.ep.estimators import BackpropThroughTime, EquilibriumPropagation, Phases
+from eqspike.ep.gradcheck import random_conv_problem
 from eqspike.ep.sigma_delta import SigmaDeltaSolver
 from eqspike.ep.solvers import FixedPointSolver
 
@@ -29,26 +29,10 @@ SEEDS = range(10)
 NAMES = ["W_conv", "W_fc1", "W_fc2", "b_conv", "b_fc1", "b_fc2"]
 
 
-def problem(pool: str, seed: int):
-    g = torch.Generator().manual_seed(seed)
-    layers = [
-        LayerSpec("conv", channels=4, kernel=3, pool=pool),
-        LayerSpec("fc", units=8),
-        LayerSpec("fc", units=3),
-    ]
-    energy = ConvEnergy((1, 8, 8), layers, g).double()
-    for w, b in zip(energy.weights, energy.biases, strict=True):
-        w.data *= 1.5  # active, unsaturated layers
-        b.data += 0.1
-    x = torch.rand(32, 1, 8, 8, generator=g, dtype=torch.float64)
-    target = F.one_hot(torch.randint(0, 3, (32,), generator=g), 3).double()
-    return energy.params(), x, target
-
-
 def cosines(solver, beta: float, pool: str, seed: int) -> list[float] | None:
     """Per-tensor cosines; None when the problem is degenerate (the output layer saturated,
     so that the true gradient is zero and a cosine means nothing)."""
-    params, x, target = problem(pool, seed)
+    params, x, target = random_conv_problem(pool, seed)
     phases = Phases(150, 30)
     ep = EquilibriumPropagation(beta, "centered").gradients(solver, params, [], x, target, phases)
     bptt = BackpropThroughTime().trajectory(solver, params, [], x, target, phases)[-1]

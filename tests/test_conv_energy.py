@@ -89,25 +89,12 @@ def test_centred_ep_on_a_tiny_rate_conv_net_matches_bptt(update, pool):
     backpropagation through the last K steps of the same dynamics from the free fixed point
     (the GDU comparison of Ernoult et al. 2019, as for the MLP)."""
     from eqspike.ep.estimators import BackpropThroughTime, EquilibriumPropagation, Phases
+    from eqspike.ep.gradcheck import random_conv_problem
     from eqspike.ep.solvers import FixedPointSolver
 
-    g = torch.Generator().manual_seed(0)
-    layers = [
-        LayerSpec("conv", channels=4, kernel=3, pool=pool),
-        LayerSpec("fc", units=8),
-        LayerSpec("fc", units=3),
-    ]
-    energy = ConvEnergy((1, 8, 8), layers, g).double()
-    # Units resting exactly on the hard sigmoid's kink make Φ's equilibrium non-smooth (a
-    # finite difference of the loss then jumps); a small positive bias keeps them off it.
-    for w, b in zip(energy.weights, energy.biases, strict=True):
-        w.data *= 1.5
-        b.data += 0.1
-    x = torch.rand(16, 1, 8, 8, generator=g, dtype=torch.float64)
-    target = F.one_hot(torch.randint(0, 3, (16,), generator=g), 3).double()
+    params, x, target = random_conv_problem(pool, seed=0, batch=16)
     solver = FixedPointSolver(0.5, update)
     phases = Phases(150, 20)
-    params = energy.params()
     ep = EquilibriumPropagation(1e-3, "centered").gradients(solver, params, [], x, target, phases)
     bptt = BackpropThroughTime().trajectory(solver, params, [], x, target, phases)[-1]
     for a, b in zip(ep.grads.flat(), bptt.flat(), strict=True):
@@ -143,19 +130,9 @@ def test_conv_config_that_does_not_fit_is_a_clear_error():
 
 
 def _spiking_pool_problem(pool: str, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    layers = [
-        LayerSpec("conv", channels=4, kernel=3, pool=pool),
-        LayerSpec("fc", units=8),
-        LayerSpec("fc", units=3),
-    ]
-    energy = ConvEnergy((1, 8, 8), layers, g).double()
-    for w, b in zip(energy.weights, energy.biases, strict=True):
-        w.data *= 1.5
-        b.data += 0.1
-    x = torch.rand(32, 1, 8, 8, generator=g, dtype=torch.float64)
-    target = F.one_hot(torch.randint(0, 3, (32,), generator=g), 3).double()
-    return energy.params(), x, target
+    from eqspike.ep.gradcheck import random_conv_problem
+
+    return random_conv_problem(pool, seed)
 
 
 def test_spiking_ep_follows_bptt_with_average_pooling_not_with_max():

@@ -160,6 +160,16 @@ def test_short_mnist_subset_run_learns(tmp_path, mnist_root):
     assert summary["test_acc"] > 0.85
 
 
+def torchrun_train(config: list[str], overrides: list[str], out) -> None:
+    """``eqspike train`` in two gloo processes under torchrun (fails the test on error)."""
+    sets = [arg for o in overrides for arg in ("--set", o)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    cmd += ["-m", "eqspike.cli", "train", *config, *sets, "--out", str(out), "--quiet"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="torchrun with gloo tested on Linux")
 def test_two_process_torchrun_equals_single_process(tmp_path):
     opts = [
@@ -170,24 +180,7 @@ def test_two_process_torchrun_equals_single_process(tmp_path):
         "optimizer.kind=adam",
         "estimator.kind=random_sign",
     ]
-    sets = [arg for o in opts for arg in ("--set", o)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "eqspike.cli",
-        "train",
-        *sets,
-        "--out",
-        str(tmp_path / "ddp"),
-        "--quiet",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    torchrun_train([], opts, tmp_path / "ddp")
     eqspike.train(None, opts, tmp_path / "single", quiet=True)
     ddp, single = weights(tmp_path / "ddp"), weights(tmp_path / "single")
     for key in single:
@@ -207,25 +200,7 @@ def test_two_process_torchrun_ttfs_with_weight_bumps(tmp_path):
         "data.batch_size=50",
         "train.plots=false",
     ]
-    sets = [arg for o in opts for arg in ("--set", o)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "eqspike.cli",
-        "train",
-        "ttfs/yinyang",
-        *sets,
-        "--out",
-        str(tmp_path / "ddp"),
-        "--quiet",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    torchrun_train(["ttfs/yinyang"], opts, tmp_path / "ddp")
     rows = [json.loads(r) for r in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
     assert rows[0]["train_bumped"] > 0  # some batches were bumps, not steps
     assert rows[-1]["test_acc"] > 0.4

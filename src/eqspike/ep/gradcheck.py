@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from eqspike.ep.conv import ConvEnergy, ConvParams, LayerSpec
 from eqspike.ep.energy import MLPParams
 from eqspike.ep.estimators import BackpropThroughTime, EquilibriumPropagation
 from eqspike.ep.network import EPNetwork
@@ -214,3 +215,26 @@ def plot_spiking_gradcheck(report: dict[str, Any], path: str | Path) -> Path:
     axes[0].set_ylabel("cosine of accumulated update")
     axes[0].legend(fontsize=7)
     return save_figure(fig, path)
+
+
+def random_conv_problem(
+    pool: str = "avg", seed: int = 0, batch: int = 32
+) -> tuple[ConvParams, torch.Tensor, torch.Tensor]:
+    """A small, well-conditioned random conv EP problem for gradient checks (float64):
+    1x8x8 inputs, conv 3x3 with 4 channels + 2x2 ``pool``, fc 8, fc 3; weights ×1.5 and biases
+    +0.1 so that the layers are active and no unit rests on the hard sigmoid's kink (where
+    the equilibrium, hence any gradient, is non-smooth)."""
+    g = torch.Generator().manual_seed(seed)
+    layers = [
+        LayerSpec("conv", channels=4, kernel=3, pool=pool),  # type: ignore[arg-type]
+        LayerSpec("fc", units=8),
+        LayerSpec("fc", units=3),
+    ]
+    energy = ConvEnergy((1, 8, 8), layers, g).double()
+    with torch.no_grad():
+        for w, b in zip(energy.weights, energy.biases, strict=True):
+            w.mul_(1.5)
+            b.add_(0.1)
+    x = torch.rand(batch, 1, 8, 8, generator=g, dtype=torch.float64)
+    target = torch.nn.functional.one_hot(torch.randint(0, 3, (batch,), generator=g), 3).double()
+    return energy.params(), x, target
