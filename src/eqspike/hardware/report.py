@@ -57,13 +57,20 @@ def price(job: JobEvents, profile: DeviceProfile, utilisation: float | None = No
 
 
 REFERENCE_GPU = "gpu_h100_datasheet"
+BSS2_NETWORK = [256, 128, 10]  # the 16x16 MNIST network the BrainScaleS-2 figures describe
+
+
+def _is_bss2_network(events: RunEvents) -> bool:
+    """System-level per-classification figures describe one network, not any TTFS run."""
+    return events.algorithm == "ttfs" and events.details.get("sizes") == BSS2_NETWORK
 
 
 def price_run(
     events: RunEvents, profiles: list[DeviceProfile], utilisation: float | None = None
 ) -> dict[str, Any]:
     """Every profile × job, and the ratio against the H100 datasheet profile (else the first
-    GPU profile). System-level per-classification figures apply to TTFS runs only."""
+    GPU profile). System-level per-classification figures apply only to the network they
+    were measured on (the 16x16 MNIST TTFS net for BrainScaleS-2)."""
     rows: dict[str, Any] = {}
     for profile in profiles:
         side = events.dense if profile.kind in ("gpu", "cpu") else events.native
@@ -75,7 +82,7 @@ def price_run(
         }
         for job, job_events in side.items():
             row[job] = price(job_events, profile, utilisation)
-        if profile.per_classification is not None and events.algorithm == "ttfs":
+        if profile.per_classification is not None and _is_bss2_network(events):
             pc = profile.per_classification
             row["inference"] = {
                 "pj_per_sample": pc.uj * 1e6 if pc.uj else None,
