@@ -206,6 +206,13 @@ def to_markdown(report: dict[str, Any]) -> str:
         inf, tr = row.get("inference", {}), row.get("training", {})
         ratio = row.get("ratio_vs_gpu", {})
         unpriced = sorted(set(inf.get("not_priced", {})) | set(tr.get("not_priced", {})))
+        if inf.get("missing"):
+            throughput = inf.get("classifications_per_s")
+            extra = f"; {throughput:.0f} classifications/s" if throughput else ""
+            lines.append(
+                f"| {name} | system figures | missing | missing | — | — | {inf['missing']}{extra} |"
+            )
+            continue
         lines.append(
             f"| {name} | {row['prices']} | {_fmt(inf.get('uj_per_sample'))} | "
             f"{_fmt(tr.get('uj_per_sample'))} | {_fmt(ratio.get('inference'))} | "
