@@ -238,10 +238,7 @@ def to_markdown(report: dict[str, Any]) -> str:
 
 
 def plot_energy(report: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from eqspike.analysis.plots import plt, save_figure
 
     rows = report["energy"]["profiles"]
     names = list(rows)
@@ -257,8 +254,4 @@ def plot_energy(report: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("µJ per sample (log)")
     ax.set_title(f"{report['algorithm']}: energy per sample by device profile")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)

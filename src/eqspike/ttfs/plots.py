@@ -9,26 +9,12 @@ import numpy as np
 import torch
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> None:
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    tmp.replace(path)
-
-
 @torch.no_grad()
 def output_spike_raster(model, x: torch.Tensor, y: torch.Tensor, path: Path) -> dict[str, Any]:
     """One panel per true class: every sample's output spike times (x) per output neuron (y),
     the label neuron highlighted. A trained network fires its label neuron first."""
-    plt = _pyplot()
+    from eqspike.analysis.plots import plt, save_figure
+
     times = model(x).cpu().numpy()
     labels = y.cpu().numpy()
     n_classes = times.shape[1]
@@ -58,8 +44,7 @@ def output_spike_raster(model, x: torch.Tensor, y: torch.Tensor, path: Path) -> 
         ax.set_xlabel("output spike time (τ_s)", fontsize=8)
     axes[0, 0].set_ylabel("output neuron")
     fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)
+    save_figure(fig, path)
     median_label = float(np.median(times[np.arange(len(labels)), labels]))
     return {"png": str(path), "samples": len(labels), "median_label_spike_time": median_label}
 
@@ -70,7 +55,8 @@ def yinyang_decision_map(
 ) -> dict[str, Any]:
     """The input plane coloured by the predicted class (inside the Yin-Yang disc), with the
     test points on top (crosses: misclassified)."""
-    plt = _pyplot()
+    from eqspike.analysis.plots import plt, save_figure
+
     grid = torch.linspace(0, 1, resolution, dtype=torch.float64)
     gx, gy = torch.meshgrid(grid, grid, indexing="xy")
     px, py = gx.flatten(), gy.flatten()
@@ -93,6 +79,5 @@ def yinyang_decision_map(
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)
+    save_figure(fig, path)
     return {"png": str(path), "test_acc": float(1 - wrong.mean())}

@@ -228,10 +228,7 @@ def robustness_sweep(
 
 
 def _plot(sweep: Sweep, rows: list[dict[str, Any]], baseline: float, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from eqspike.analysis.plots import plt, save_figure
 
     x = [r["strength"] for r in rows]
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
@@ -246,8 +243,4 @@ def _plot(sweep: Sweep, rows: list[dict[str, Any]], baseline: float, path: Path)
     ax.set_xlabel(sweep.label)
     ax.set_ylabel("test accuracy (%)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)
