@@ -41,6 +41,22 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _run_arguments(
+    parser: argparse.ArgumentParser,
+    run_help: str,
+    samples: int | None = None,
+    out: str = "RUN/analysis",
+) -> None:
+    """The arguments every command that analyses a trained run shares."""
+    parser.add_argument("run", help=run_help)
+    parser.add_argument("--data-dir", help="folder holding <dataset>/ IDX files")
+    if samples is not None:
+        parser.add_argument(
+            "--samples", type=int, default=samples, help=f"test samples (default {samples})"
+        )
+    parser.add_argument("--out", help=f"output folder (default {out})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="eqspike",
@@ -105,10 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the free phase of RUN's latest checkpoint on test images, recording "
         "every spike; write raster.png, rates.png and spikes.json into RUN/analysis (or --out).",
     )
-    raster.add_argument("run", help="run directory of an eqspike run")
-    raster.add_argument("--data-dir", help="folder holding <dataset>/ IDX files")
-    raster.add_argument("--samples", type=int, default=100, help="test samples (default 100)")
-    raster.add_argument("--out", help="output folder (default RUN/analysis)")
+    _run_arguments(raster, "run directory of an eqspike run", samples=100)
 
     stdp = sub.add_parser(
         "stdp",
@@ -117,12 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
         "of RUN on test images, bin mean Δw by Δt = t_post − t_pre, fit exponential windows, "
         "compare with a β = 0 control and a single-synapse pairing protocol.",
     )
-    stdp.add_argument("run", help="run directory of an eqspike run")
-    stdp.add_argument("--data-dir", help="folder holding <dataset>/ IDX files")
-    stdp.add_argument("--samples", type=int, default=100, help="test samples (default 100)")
+    _run_arguments(stdp, "run directory of an eqspike run", samples=100)
     stdp.add_argument("--synapses", type=int, default=200, help="sampled synapses per layer")
     stdp.add_argument("--max-lag", type=int, default=10, help="largest |Δt| in steps")
-    stdp.add_argument("--out", help="output folder (default RUN/analysis)")
     stdp.add_argument(
         "--nudged-only",
         action="store_true",
@@ -138,8 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         "distortion present and evaluate again (trained with it). Writes robustness.json and "
         "robustness_<distortion>.png into RUN/robustness (or --out).",
     )
-    robust.add_argument("run", help="run directory of a ttfs run")
-    robust.add_argument("--data-dir", help="folder holding <dataset>/ IDX files")
+    _run_arguments(robust, "run directory of a ttfs run", out="RUN/robustness")
     robust.add_argument(
         "--distortion",
         action="append",
@@ -153,7 +162,6 @@ def build_parser() -> argparse.ArgumentParser:
     robust.add_argument(
         "--pattern-seeds", type=int, default=3, help="frozen patterns averaged (default 3)"
     )
-    robust.add_argument("--out", help="output folder (default RUN/robustness)")
     robust.add_argument(
         "--set",
         action="append",
@@ -168,10 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write output_spike_times.png (and for Yin-Yang decision_map.png) for RUN's "
         "latest checkpoint on test samples into RUN/analysis (or --out).",
     )
-    plot.add_argument("run", help="run directory of a ttfs run")
-    plot.add_argument("--data-dir", help="folder holding <dataset>/ IDX files")
-    plot.add_argument("--samples", type=int, default=1000, help="test samples (default 1000)")
-    plot.add_argument("--out", help="output folder (default RUN/analysis)")
+    _run_arguments(plot, "run directory of a ttfs run", samples=1000)
 
     energy = sub.add_parser(
         "energy",
@@ -180,15 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
         "each), price them on every device profile, measure GPU (NVML) / CPU (RAPL) energy "
         "where available, and write energy.json, energy.md and energy.png into RUN/energy.",
     )
-    energy.add_argument("run", help="run directory (rate_ep, eqspike or ttfs)")
-    energy.add_argument("--data-dir", help="folder holding <dataset>/ IDX files")
+    _run_arguments(energy, "run directory (rate_ep, eqspike, conv_ep or ttfs)", 500, "RUN/energy")
     energy.add_argument(
         "--profile", action="append", dest="profiles", help="only this shipped profile (repeat)"
     )
     energy.add_argument(
         "--profile-file", action="append", dest="profile_files", help="your own profile YAML"
     )
-    energy.add_argument("--samples", type=int, default=500, help="test samples (default 500)")
     energy.add_argument(
         "--train-samples", type=int, default=100, help="training samples (default 100)"
     )
@@ -196,7 +199,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--gpu-utilisation", type=float, help="fraction of GPU peak assumed (profile default)"
     )
     energy.add_argument("--no-measure", action="store_true", help="skip NVML / RAPL")
-    energy.add_argument("--out", help="output folder (default RUN/energy)")
 
     sub.add_parser("list", help="list the shipped configs", description="List shipped configs.")
     return parser
