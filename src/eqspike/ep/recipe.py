@@ -136,16 +136,20 @@ class EqSpikeConfig(HopfieldRunConfig):
         return self
 
 
+def _ep_network(energy, solver, config: RateEPConfig | ConvEPConfig) -> EPNetwork:
+    """Energy + solver + the config's estimator and phases."""
+    est = config.estimator
+    estimator = make_estimator(est.kind, est.beta, est.bptt_truncate)
+    return EPNetwork(
+        energy, solver, estimator, Phases(config.solver.free_steps, config.solver.nudged_steps)
+    )
+
+
 def build_rate_ep(config: RateEPConfig, generator: torch.Generator) -> EPNetwork:
     """The EP network a config describes, initialised from ``generator``."""
     energy = HopfieldMLP(config.model.layers, config.model.init, config.model.gains, generator)
     solver = make_solver(config.solver.kind, config.solver.step_size, config.solver.update)
-    estimator = make_estimator(
-        config.estimator.kind, config.estimator.beta, config.estimator.bptt_truncate
-    )
-    return EPNetwork(
-        energy, solver, estimator, Phases(config.solver.free_steps, config.solver.nudged_steps)
-    )
+    return _ep_network(energy, solver, config)
 
 
 def build_eqspike(config: EqSpikeConfig, generator: torch.Generator) -> EPNetwork:
@@ -265,9 +269,4 @@ def build_conv_ep(config: ConvEPConfig, generator: torch.Generator) -> EPNetwork
         solver = SigmaDeltaSolver(1.0 if cfg.step_size is None else cfg.step_size, cfg.decay)
     else:
         solver = make_solver(cfg.kind, cfg.step_size, cfg.update)
-    estimator = make_estimator(
-        config.estimator.kind, config.estimator.beta, config.estimator.bptt_truncate
-    )
-    return EPNetwork(
-        energy, solver, estimator, Phases(config.solver.free_steps, config.solver.nudged_steps)
-    )
+    return _ep_network(energy, solver, config)

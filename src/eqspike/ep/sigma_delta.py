@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 import torch
 
+from eqspike.ep.solvers import FixedPointSolver
 from eqspike.neurons.rate import hard_sigmoid
 
 
@@ -108,19 +109,7 @@ class SigmaDeltaSolver:
             sums.append(total + q)
         return SigmaDeltaState(rates, phases, decoded, spikes, sums, state.phase_steps + 1)
 
-    def relax(
-        self,
-        params,
-        x_drive: torch.Tensor,
-        state: SigmaDeltaState,
-        steps: int,
-        beta: float = 0.0,
-        target: torch.Tensor | None = None,
-    ) -> SigmaDeltaState:
-        with torch.no_grad():
-            for _ in range(steps):
-                state = self.step(params, x_drive, state, beta, target)
-        return state
+    relax = FixedPointSolver.relax  # the same no-graph loop over this solver's steps
 
     def phase_stats(self, state: SigmaDeltaState, prefix: str = "") -> dict[str, float]:
         """Spikes per sample of every free layer (1 … N) since the phase started, and the

@@ -132,6 +132,20 @@ def _rate_twin(run) -> torch.nn.Module:
     return twin
 
 
+def is_spiking_run(run) -> bool:
+    """EqSpike, or conv EP with Sigma-Delta dynamics."""
+    cfg = run.config
+    return cfg.algorithm == "eqspike" or (
+        cfg.algorithm == "conv_ep" and cfg.solver.kind == "sigma_delta"
+    )
+
+
+def dense_reference(run) -> torch.nn.Module:
+    """The network a GPU/CPU would run for the same job: the rate twin of a spiking EP run,
+    the run's own network otherwise."""
+    return _rate_twin(run) if is_spiking_run(run) else run.model
+
+
 def count_ep_events(run, x: torch.Tensor, y: torch.Tensor, x_train, y_train) -> RunEvents:
     """Rate EP or EqSpike run: native events and the dense twin's FLOPs."""
     model = run.model
@@ -141,7 +155,7 @@ def count_ep_events(run, x: torch.Tensor, y: torch.Tensor, x_train, y_train) -> 
     native: dict[str, JobEvents] = {}
     dense: dict[str, JobEvents] = {}
     gen = torch.Generator().manual_seed(0)
-    twin = _rate_twin(run) if spiking or conv_spiking else model
+    twin = dense_reference(run)
     dense_inf = JobEvents()
     dense_inf.add("all", "flop", _flops_per_sample(lambda: twin(x), len(x)))
     dense_train = JobEvents()

@@ -110,10 +110,9 @@ def price_run(
 
 def _dense_runner(run, x: torch.Tensor, device: str):
     """A callable running the dense reference inference on ``device`` (returns samples)."""
-    from eqspike.hardware.counting import _rate_twin
+    from eqspike.hardware.counting import dense_reference
 
-    model = _rate_twin(run) if run.config.algorithm == "eqspike" else run.model
-    model = model.to(device)
+    model = dense_reference(run).to(device)
     xs = x.to(device)
 
     def step() -> int:
@@ -148,7 +147,7 @@ def energy_report(
     profiles = load_profiles(profile_names, profile_files)
     priced = price_run(events, profiles, utilisation)
     measured: dict[str, Any] = {}
-    if measure and run.config.algorithm in ("rate_ep", "eqspike"):
+    if measure and run.config.algorithm in ("rate_ep", "eqspike", "conv_ep"):
         measured["gpu"] = (
             gpu_energy(_dense_runner(run, x, "cuda"))
             if torch.cuda.is_available()
