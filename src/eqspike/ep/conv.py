@@ -53,21 +53,44 @@ class ConvParams(NamedTuple):
     weights: tuple[torch.Tensor, ...]
     biases: tuple[torch.Tensor, ...]
     arch: ConvArchitecture
+    # Kernels the drives use, precomputed once per batch by :meth:`prepared` (the pooled
+    # kernels of average-pooled conv layers, else None); None: computed at every call.
+    drive_kernels: tuple[torch.Tensor | None, ...] | None = None
+
+    def prepared(self) -> ConvParams:
+        """The same parameters with their drive kernels computed once (no graph): what a
+        relaxation of 100+ steps should use."""
+        with torch.no_grad():
+            kernels = tuple(
+                pooled_kernel(w) if spec.kind == "conv" and spec.pool == "avg" else None
+                for spec, w in zip(self.arch.layers, self.weights, strict=True)
+            )
+        return self._replace(drive_kernels=kernels)
+
+    def _kernel(self, n: int) -> torch.Tensor | None:
+        return None if self.drive_kernels is None else self.drive_kernels[n]
 
     def input_drive(self, x: torch.Tensor) -> torch.Tensor:
         """The clamped input's drive of layer 1 (computed once per batch)."""
-        return interaction_up(self.arch.layers[0], self.weights[0], self.biases[0], x)[0]
+        spec, w, b = self.arch.layers[0], self.weights[0], self.biases[0]
+        return interaction_up(spec, w, b, x, self._kernel(0))[0]
 
     def layer_drive(self, x_drive: torch.Tensor, acts: list[torch.Tensor], n: int) -> torch.Tensor:
         """∂Φ/∂s_n: the drive from below (``x_drive`` for n = 0) plus the feedback from above."""
         layers, w, b = self.arch.layers, self.weights, self.biases
-        h = x_drive if n == 0 else interaction_up(layers[n], w[n], b[n], acts[n - 1])[0]
+        if n == 0:
+            h = x_drive
+        else:
+            h = interaction_up(layers[n], w[n], b[n], acts[n - 1], self._kernel(n))[0]
         if n + 1 < len(acts):
             spec = layers[n + 1]
             indices = None
             if spec.kind == "conv" and spec.pool == "max":
                 indices = interaction_up(spec, w[n + 1], b[n + 1], acts[n])[1]
-            h = h + interaction_down(spec, w[n + 1], acts[n + 1], acts[n], indices)
+            feedback = interaction_down(
+                spec, w[n + 1], acts[n + 1], acts[n], indices, self._kernel(n + 1)
+            )
+            h = h + feedback
         return h
 
     def phi(self, x: torch.Tensor, acts: list[torch.Tensor]) -> torch.Tensor:
@@ -169,15 +192,37 @@ def init_conv_params(arch: ConvArchitecture, generator: torch.Generator | None) 
 
 
 def interaction_up(
-    spec: LayerSpec, w: torch.Tensor, b: torch.Tensor, below: torch.Tensor
+    spec: LayerSpec,
+    w: torch.Tensor,
+    b: torch.Tensor,
+    below: torch.Tensor,
+    kernel: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Drive the interaction sends up, P(W ⋆ s + b) or W s + b, and the max-pool argmax."""
+    """Drive the interaction sends up, P(W ⋆ s + b) or W s + b, and the max-pool argmax.
+
+    ``kernel``: ``pooled_kernel(w)`` when the caller has it already (average pooling)."""
     if spec.kind == "fc":
         return torch.addmm(b, below.flatten(1), w.t()), None
+    if spec.pool == "avg":  # P(W ⋆ s) = (W ∗ box/4) ⋆ s at stride 2: 2.8x fewer MACs at k = 5
+        kernel = pooled_kernel(w) if kernel is None else kernel
+        return F.conv2d(below, kernel, b, stride=2, padding=spec.padding), None
     z = F.conv2d(below, w, b, padding=spec.padding)
-    if spec.pool == "avg":
-        return F.avg_pool2d(z, 2), None
     return F.max_pool2d(z, 2, return_indices=True)
+
+
+def pooled_kernel(w: torch.Tensor) -> torch.Tensor:
+    """The (k+1)×(k+1) kernel of conv-then-2×2-average-pool: W ∗ box₂ₓ₂ / 4 (full convolution).
+
+    avg_pool(W ⋆ s) equals a stride-2 convolution of s with it (each pooled output sums the
+    four shifted copies of W), and its adjoint is the stride-2 transposed convolution, so the
+    relaxation never materialises the pre-pool map.
+    """
+    return 0.25 * (
+        F.pad(w, (0, 1, 0, 1))
+        + F.pad(w, (1, 0, 0, 1))
+        + F.pad(w, (0, 1, 1, 0))
+        + F.pad(w, (1, 0, 1, 0))
+    )
 
 
 def pool_adjoint(
@@ -201,10 +246,18 @@ def interaction_down(
     above: torch.Tensor,
     below: torch.Tensor,
     indices: torch.Tensor | None,
+    kernel: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Feedback the interaction sends down: Wᵀ ⋆ P†(s_above) or Wᵀ s_above, shaped as below."""
     if spec.kind == "fc":
         return (above @ w).view_as(below)
+    if spec.pool == "avg":  # Wᵀ ⋆ P†(s) as one stride-2 transposed conv with the pooled kernel
+        kernel = pooled_kernel(w) if kernel is None else kernel
+        size = [(n - 1) * 2 - 2 * spec.padding + kernel.shape[-1] for n in above.shape[-2:]]
+        extra = [want - got for want, got in zip(below.shape[-2:], size, strict=True)]
+        return F.conv_transpose2d(
+            above, kernel, stride=2, padding=spec.padding, output_padding=tuple(extra)
+        )
     unpooled = pool_adjoint(spec, above, indices, _pre_pool_size(spec, below, w))
     return F.conv_transpose2d(unpooled, w, padding=spec.padding)
 

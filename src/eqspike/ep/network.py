@@ -13,6 +13,7 @@ from torch import nn
 from eqspike.ep.conv import ConvEnergy
 from eqspike.ep.energy import HopfieldMLP
 from eqspike.ep.estimators import EstimatorResult, Phases
+from eqspike.ep.precision import drive_params
 from eqspike.ep.solvers import FixedPointSolver, nudge_loss
 
 
@@ -25,13 +26,20 @@ class EPNetwork(nn.Module):
         solver: FixedPointSolver,
         estimator,
         phases: Phases,
+        drive_dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         self.energy = energy
         self.solver = solver
         self.estimator = estimator
         self.phases = phases
+        self.drive_dtype = drive_dtype  # None: drives in the parameters' dtype
         self.last_forward_stats: dict[str, float] = {}
+
+    def relaxation_params(self):
+        """The parameters the solver relaxes with: the energy's own, or a view computing the
+        drives in ``drive_dtype`` (:mod:`eqspike.ep.precision`); updates stay full precision."""
+        return drive_params(self.energy.params(), self.drive_dtype)
 
     @property
     def sizes(self) -> list[int]:
@@ -58,7 +66,7 @@ class EPNetwork(nn.Module):
         :attr:`last_forward_stats`.
         """
         output, self.last_forward_stats = self.solver.free_output(
-            self.energy.params(), self.sizes, self.prepare_input(x), self.phases.free_steps
+            self.relaxation_params(), self.sizes, self.prepare_input(x), self.phases.free_steps
         )
         return output
 
@@ -81,7 +89,7 @@ class EPNetwork(nn.Module):
         target = self.target(labels)
         result = self.estimator.gradients(
             self.solver,
-            self.energy.params(),
+            self.relaxation_params(),
             self.sizes,
             self.prepare_input(x),
             target,

@@ -12,6 +12,7 @@ from eqspike.ep.conv import ConvArchitecture, ConvEnergy, LayerSpec
 from eqspike.ep.energy import HopfieldMLP
 from eqspike.ep.estimators import Phases, make_estimator
 from eqspike.ep.network import EPNetwork
+from eqspike.ep.precision import DRIVE_DTYPES
 from eqspike.ep.sigma_delta import SigmaDeltaSolver
 from eqspike.ep.solvers import make_solver
 from eqspike.ep.spiking import MIN_RATE_WINDOW, SpikeCountEP, SpikeDrivenEP, SpikingSolver
@@ -45,6 +46,11 @@ class SolverConfig(StrictModel):
     update: Literal["synchronous", "asynchronous"] = "synchronous"
     free_steps: int = Field(30, gt=0, description="T, steps of the free phase")
     nudged_steps: int = Field(10, gt=0, description="K, steps of each nudged phase")
+    drive_dtype: Literal["float32", "float64", "bfloat16"] | None = Field(
+        None,
+        description="dtype of the drives during relaxation (None: the training dtype); "
+        "bfloat16 runs conv drives ~3x faster on CPUs with AVX512-BF16 (see ep/precision.py)",
+    )
 
 
 class EstimatorConfig(StrictModel):
@@ -140,8 +146,10 @@ def _ep_network(energy, solver, config: RateEPConfig | ConvEPConfig) -> EPNetwor
     """Energy + solver + the config's estimator and phases."""
     est = config.estimator
     estimator = make_estimator(est.kind, est.beta, est.bptt_truncate)
+    phases = Phases(config.solver.free_steps, config.solver.nudged_steps)
+    drive_dtype = config.solver.drive_dtype
     return EPNetwork(
-        energy, solver, estimator, Phases(config.solver.free_steps, config.solver.nudged_steps)
+        energy, solver, estimator, phases, DRIVE_DTYPES[drive_dtype] if drive_dtype else None
     )
 
 
