@@ -46,7 +46,7 @@ def _measure(method: str, steps: int) -> dict:
         estimator, phases = BackpropThroughTime(), Phases(steps, 0)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
-    estimator.gradients(network.solver, params, [], x, target, phases)
+    estimator.gradients(network.solver, params, x, target, phases)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"peak_mb": (peak - before) / 1024, "seconds": seconds}

@@ -34,8 +34,8 @@ def cosines(solver, beta: float, pool: str, seed: int) -> list[float] | None:
     so that the true gradient is zero and a cosine means nothing)."""
     params, x, target = random_conv_problem(pool, seed)
     phases = Phases(150, 30)
-    ep = EquilibriumPropagation(beta, "centered").gradients(solver, params, [], x, target, phases)
-    bptt = BackpropThroughTime().trajectory(solver, params, [], x, target, phases)[-1]
+    ep = EquilibriumPropagation(beta, "centered").gradients(solver, params, x, target, phases)
+    bptt = BackpropThroughTime().trajectory(solver, params, x, target, phases)[-1]
     if all(float(b.abs().max()) == 0.0 for b in bptt.flat()):
         return None
     return [

@@ -54,7 +54,7 @@ def main() -> None:
     ]
 
     def fast(x, target):
-        result = net.estimator.gradients(net.solver, energy.params(), net.sizes, x, target, phases)
+        result = net.estimator.gradients(net.solver, energy.params(), x, target, phases)
         return [*result.grads.weights, *result.grads.biases]
 
     def naive(x, target):

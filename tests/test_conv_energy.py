@@ -119,8 +119,8 @@ def test_centred_ep_on_a_tiny_rate_conv_net_matches_bptt(update, pool):
     params, x, target = random_conv_problem(pool, seed=0, batch=16)
     solver = FixedPointSolver(0.5, update)
     phases = Phases(150, 20)
-    ep = EquilibriumPropagation(1e-3, "centered").gradients(solver, params, [], x, target, phases)
-    bptt = BackpropThroughTime().trajectory(solver, params, [], x, target, phases)[-1]
+    ep = EquilibriumPropagation(1e-3, "centered").gradients(solver, params, x, target, phases)
+    bptt = BackpropThroughTime().trajectory(solver, params, x, target, phases)[-1]
     for a, b in zip(ep.grads.flat(), bptt.flat(), strict=True):
         cos = F.cosine_similarity(a.flatten(), b.flatten(), dim=0).item()
         assert cos > 0.99, cos
@@ -170,10 +170,8 @@ def test_spiking_ep_follows_bptt_with_average_pooling_not_with_max():
     mean_cosine = {}
     for pool in ("avg", "max"):
         params, x, target = _spiking_pool_problem(pool)
-        ep = EquilibriumPropagation(0.1, "centered").gradients(
-            solver, params, [], x, target, phases
-        )
-        bptt = BackpropThroughTime().trajectory(solver, params, [], x, target, phases)[-1]
+        ep = EquilibriumPropagation(0.1, "centered").gradients(solver, params, x, target, phases)
+        bptt = BackpropThroughTime().trajectory(solver, params, x, target, phases)[-1]
         cosines = [
             F.cosine_similarity(a.flatten(), b.flatten(), dim=0).item()
             for a, b in zip(ep.grads.flat(), bptt.flat(), strict=True)
@@ -204,9 +202,7 @@ def test_bptt_refuses_an_unroll_that_cannot_fit(monkeypatch):
     need = estimators.bptt_memory_estimate(params, x, 1000)
     monkeypatch.setattr(estimators, "available_memory", lambda: need // 4)
     with pytest.raises(MemoryError, match=r"BPTT through 1000 steps .* GiB.*bptt_truncate"):
-        BackpropThroughTime().gradients(
-            SigmaDeltaSolver(0.5), params, [], x, target, Phases(1000, 0)
-        )
+        BackpropThroughTime().gradients(SigmaDeltaSolver(0.5), params, x, target, Phases(1000, 0))
 
 
 def test_bfloat16_drives_stay_close_and_updates_stay_full_precision():
@@ -230,8 +226,8 @@ def test_bfloat16_drives_stay_close_and_updates_stay_full_precision():
         assert (approx - exact).norm() / exact.norm() < 1e-2
     target = torch.eye(3)[torch.arange(5) % 3]
     solver, phases = make_solver("discrete", 1.0, "asynchronous"), Phases(20, 5)
-    exact = EquilibriumPropagation(0.5).gradients(solver, full, [], x, target, phases).grads
-    approx = EquilibriumPropagation(0.5).gradients(solver, low, [], x, target, phases).grads
+    exact = EquilibriumPropagation(0.5).gradients(solver, full, x, target, phases).grads
+    approx = EquilibriumPropagation(0.5).gradients(solver, low, x, target, phases).grads
     cosines = []
     for a, e in zip(approx.flat(), exact.flat(), strict=True):
         assert a.dtype == torch.float32

@@ -63,12 +63,8 @@ def test_bptt_gradients_equal_last_trajectory_point():
     solver = make_solver("discrete")
     target = torch.nn.functional.one_hot(labels, 4).double()
     phases = Phases(60, 15)
-    bptt = BackpropThroughTime(truncate=15).gradients(
-        solver, energy.params(), energy.sizes, x, target, phases
-    )
-    traj = BackpropThroughTime().trajectory(
-        solver, energy.params(), energy.sizes, x, target, Phases(45, 15)
-    )
+    bptt = BackpropThroughTime(truncate=15).gradients(solver, energy.params(), x, target, phases)
+    traj = BackpropThroughTime().trajectory(solver, energy.params(), x, target, Phases(45, 15))
     for a, b in zip(bptt.grads.weights, traj[-1].weights, strict=True):
         torch.testing.assert_close(a, b)
 
@@ -83,9 +79,7 @@ def test_random_sign_uses_generator_and_both_signs():
 
     def run():
         generator = torch.Generator().manual_seed(7)
-        return est.gradients(
-            solver, energy.params(), energy.sizes, x, target, Phases(50, 10), generator
-        )
+        return est.gradients(solver, energy.params(), x, target, Phases(50, 10), generator)
 
     a, b = run(), run()
     torch.testing.assert_close(a.grads.weights[0], b.grads.weights[0])

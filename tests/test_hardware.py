@@ -188,7 +188,7 @@ def test_conv_spike_fan_out_and_spiking_conv_counts():
     target = torch.nn.functional.one_hot(torch.randint(0, 2, (6,), generator=g), 2).float()
     solver = SigmaDeltaSolver(0.5)
     result = EquilibriumPropagation(0.5, "centered").gradients(
-        solver, energy.params(), [], x, target, Phases(20, 5)
+        solver, energy.params(), x, target, Phases(20, 5)
     )
     stats = result.stats
     assert stats["free_neuron_updates_per_sample"] == 20 * (36 + 5 + 2)

@@ -118,7 +118,7 @@ def rate_twin_update(energy, x, y, beta, epsilon, phases):
     (cosine ~0.9-0.95 between their updates on these nets)."""
     est = make_estimator("centered", beta)
     solver = make_solver("continuous", epsilon)
-    return est.gradients(solver, energy.params(), energy.sizes, x, y, phases).grads
+    return est.gradients(solver, energy.params(), x, y, phases).grads
 
 
 def cosines(a, b):
@@ -130,10 +130,10 @@ def test_spike_count_update_converges_to_rate_ep_with_long_windows():
     energy, x, y = small_net()
     short_phases, long_phases = Phases(60, 30), Phases(400, 400)
     short = SpikeCountEP(0.2, window=10).gradients(
-        SpikingSolver("sigma_delta", 0.2), energy.params(), energy.sizes, x, y, short_phases
+        SpikingSolver("sigma_delta", 0.2), energy.params(), x, y, short_phases
     )
     long = SpikeCountEP(0.2, window=300).gradients(
-        SpikingSolver("sigma_delta", 0.05), energy.params(), energy.sizes, x, y, long_phases
+        SpikingSolver("sigma_delta", 0.05), energy.params(), x, y, long_phases
     )
     short_cos = cosines(short.grads, rate_twin_update(energy, x, y, 0.2, 0.2, short_phases))
     long_cos = cosines(long.grads, rate_twin_update(energy, x, y, 0.2, 0.05, long_phases))
@@ -150,7 +150,7 @@ def test_spike_driven_centred_update_aligns_with_rate_ep():
     for seed in range(5):
         energy, x, y = small_net(seed)
         reference = rate_twin_update(energy, x, y, 0.2, 0.2, phases)
-        args = (solver, energy.params(), energy.sizes, x, y, phases)
+        args = (solver, energy.params(), x, y, phases)
         centred += cosines(SpikeDrivenEP(0.2).gradients(*args).grads, reference)
         one_sided += cosines(SpikeDrivenEP(0.2, "one_sided").gradients(*args).grads, reference)
     assert min(centred) > 0.85
@@ -162,8 +162,8 @@ def test_spike_driven_trajectory_ends_at_the_update_and_counts_events():
     energy, x, y = small_net(batch=8)
     solver, phases = SpikingSolver("sigma_delta", 0.2), Phases(30, 10)
     est = SpikeDrivenEP(0.2)
-    result = est.gradients(solver, energy.params(), energy.sizes, x, y, phases)
-    history = est.trajectory(solver, energy.params(), energy.sizes, x, y, phases)
+    result = est.gradients(solver, energy.params(), x, y, phases)
+    history = est.trajectory(solver, energy.params(), x, y, phases)
     assert len(history) == 10
     for a, b in zip(history[-1].weights, result.grads.weights, strict=True):
         torch.testing.assert_close(a, b)
@@ -181,7 +181,7 @@ def test_known_raster_gives_hand_counted_events():
         energy.weights[1].fill_(0.0)
     x = torch.tensor([[1.0, 0.0, 1.0]], dtype=torch.float64)  # two inputs spike every step
     solver = SpikingSolver("sigma_delta", 0.5)
-    _, stats = solver.free_output(energy.params(), energy.sizes, x, 5)
+    _, stats = solver.free_output(energy.params(), x, 5)
     assert stats["spikes_layer0_per_sample"] == 10  # 2 inputs x 5 steps
     assert stats["spikes_layer1_per_sample"] == 0  # zero weights, zero bias: silent
     assert stats["synaptic_events_per_sample"] == 10 * 2  # each input spike reaches 2 hidden
@@ -194,7 +194,6 @@ def test_bernoulli_spiking_ep_is_reproducible_with_a_generator():
     run = lambda: SpikeDrivenEP(0.2).gradients(  # noqa: E731
         solver,
         energy.params(),
-        energy.sizes,
         x,
         y,
         Phases(20, 10),
@@ -264,13 +263,13 @@ def test_silent_layers_are_reported_with_a_fix(tmp_path):
 def test_readout_averages_the_last_free_steps():
     energy, x, _ = small_net(batch=4)
     params = energy.params()
-    final, stats = SpikingSolver("sigma_delta", 0.2).free_output(params, energy.sizes, x, 30)
+    final, stats = SpikingSolver("sigma_delta", 0.2).free_output(params, x, 30)
     averaged, stats_avg = SpikingSolver("sigma_delta", 0.2, readout_steps=5).free_output(
-        params, energy.sizes, x, 30
+        params, x, 30
     )
     solver = SpikingSolver("sigma_delta", 0.2)
     inputs = solver.input_train(params, x, 30, torch.Generator().manual_seed(0))
-    state = solver.init_state(energy.sizes, x)
+    state = solver.init_state(energy.params(), x)
     outputs = []
     for t in range(30):
         state = solver.relax(params, inputs, t, state, 1)

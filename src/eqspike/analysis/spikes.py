@@ -23,9 +23,7 @@ def record_free_phase(network, x: torch.Tensor) -> list[torch.Tensor]:
     generator = torch.Generator().manual_seed(0)
     inputs = solver.input_train(params, x, steps, generator)
     record: list[list[torch.Tensor]] = []
-    solver.relax(
-        params, inputs, 0, solver.init_state(network.sizes, x, generator), steps, record=record
-    )
+    solver.relax(params, inputs, 0, solver.init_state(params, x, generator), steps, record=record)
     return [torch.stack(layer) for layer in zip(*record, strict=True)]
 
 

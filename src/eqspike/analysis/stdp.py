@@ -84,7 +84,7 @@ def record_events(
         for n in range(len(sizes) - 1)
     ]
     inputs = solver.input_train(params, x, phases.free_steps + phases.nudged_steps, g)
-    free = solver.relax(params, inputs, 0, solver.init_state(sizes, x, g), phases.free_steps)
+    free = solver.relax(params, inputs, 0, solver.init_state(params, x, g), phases.free_steps)
     if beta_override is None:
         nudges = [(beta, -1.0 / (2 * beta)), (-beta, 1.0 / (2 * beta))]
     else:  # control: one phase at beta_override, one-sided scale -1/beta
@@ -142,7 +142,7 @@ def nudged_samples(
         xb, yb = x[start : start + batch], labels[start : start + batch]
         if solver is not None:
             params, steps = network.energy.params(), network.phases.free_steps
-            out, _ = solver.free_output(params, network.sizes, network.prepare_input(xb), steps)
+            out, _ = solver.free_output(params, network.prepare_input(xb), steps)
         else:
             out = network(xb)
         keep = (out != network.target(yb)).any(1).nonzero().squeeze(1) + start

@@ -49,7 +49,7 @@ class Phases:
 
 
 def free_phase(
-    solver: FixedPointSolver, params: MLPParams, sizes: list[int], x: torch.Tensor, steps: int
+    solver: FixedPointSolver, params: MLPParams, x: torch.Tensor, steps: int
 ) -> tuple[torch.Tensor, Activities]:
     x_drive = params.input_drive(x).detach()
     state = solver.relax(params, x_drive, solver.init(params, x), steps)
@@ -60,34 +60,32 @@ class RecordingEstimator:
     """Estimators that compute the update and, on request, its value after every nudged step
     in one pass (``_run(..., record) -> (result, history)``) get both public methods here."""
 
-    def _run(self, solver, params, sizes, x, target, phases, generator, record):
+    def _run(self, solver, params, x, target, phases, generator, record):
         raise NotImplementedError
 
     def gradients(
         self,
         solver,
         params: MLPParams,
-        sizes: list[int],
         x: torch.Tensor,
         target: torch.Tensor,
         phases: Phases,
         generator: torch.Generator | None = None,
     ) -> EstimatorResult:
         """The estimate of ∂L/∂θ on a batch, with the free-phase output and loss."""
-        return self._run(solver, params, sizes, x, target, phases, generator, False)[0]
+        return self._run(solver, params, x, target, phases, generator, False)[0]
 
     def trajectory(
         self,
         solver,
         params: MLPParams,
-        sizes: list[int],
         x: torch.Tensor,
         target: torch.Tensor,
         phases: Phases,
         generator: torch.Generator | None = None,
     ) -> list[MLPParams]:
         """The estimate after each nudged step k = 1..K."""
-        return self._run(solver, params, sizes, x, target, phases, generator, True)[1]
+        return self._run(solver, params, x, target, phases, generator, True)[1]
 
 
 @dataclass(frozen=True)
@@ -121,14 +119,13 @@ class EquilibriumPropagation(RecordingEstimator):
         self,
         solver: FixedPointSolver,
         params: MLPParams,
-        sizes: list[int],
         x: torch.Tensor,
         target: torch.Tensor,
         phases: Phases,
         generator: torch.Generator | None,
         record: bool,
     ) -> tuple[EstimatorResult, list[MLPParams]]:
-        x_drive, free = free_phase(solver, params, sizes, x, phases.free_steps)
+        x_drive, free = free_phase(solver, params, x, phases.free_steps)
         beta_a, beta_b = self._signed_betas(generator)
         scale = -1.0 / (beta_a - beta_b)
         state_a = solver.start_phase(free)
@@ -205,7 +202,6 @@ class BackpropThroughTime:
         self,
         solver: FixedPointSolver,
         params: MLPParams,
-        sizes: list[int],
         x: torch.Tensor,
         target: torch.Tensor,
         phases: Phases,
@@ -216,7 +212,7 @@ class BackpropThroughTime:
         check_bptt_memory(params, x, graph_steps)
         leaves = [p.detach().requires_grad_(True) for p in params.flat()]
         live = params.replaced(leaves)
-        _, state = free_phase(solver, params, sizes, x, steps - graph_steps)
+        _, state = free_phase(solver, params, x, steps - graph_steps)
         with torch.enable_grad():
             x_drive = live.input_drive(x)
             for _ in range(graph_steps):
@@ -233,7 +229,6 @@ class BackpropThroughTime:
         self,
         solver: FixedPointSolver,
         params: MLPParams,
-        sizes: list[int],
         x: torch.Tensor,
         target: torch.Tensor,
         phases: Phases,
@@ -244,7 +239,7 @@ class BackpropThroughTime:
         Each of the K steps gets its own zero perturbation δ_t of θ, so ∂L/∂δ_t is the gradient
         contribution of step t; the k-step truncation is the sum over the last k of them.
         """
-        _, state = free_phase(solver, params, sizes, x, phases.free_steps)
+        _, state = free_phase(solver, params, x, phases.free_steps)
         flat = params.flat()
         deltas = [
             [torch.zeros_like(p, requires_grad=True) for p in flat]

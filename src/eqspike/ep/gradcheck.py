@@ -90,17 +90,17 @@ def gradcheck(
 ) -> GradcheckReport:
     """Compare EP variants with truncated BPTT on one batch, step by step."""
     params = network.energy.params()
-    sizes, phases, solver = network.sizes, network.phases, network.solver
+    phases, solver = network.phases, network.solver
     x = network.prepare_input(x)  # flat vectors for the MLP, images for conv energies
     target = network.target(labels)
-    reference = BackpropThroughTime().trajectory(solver, params, sizes, x, target, phases)
+    reference = BackpropThroughTime().trajectory(solver, params, x, target, phases)
     names = [f"W{n + 1}" for n in range(len(params.weights))] + [
         f"b{n + 1}" for n in range(len(params.biases))
     ]
     report: dict[str, dict[str, Any]] = {}
     for variant in variants:
         estimates = EquilibriumPropagation(beta, variant).trajectory(  # type: ignore[arg-type]
-            solver, params, sizes, x, target, phases, torch.Generator().manual_seed(0)
+            solver, params, x, target, phases, torch.Generator().manual_seed(0)
         )
         per_step = {name: {"nrmse": [], "sign": []} for name in names}
         for est, ref in zip(estimates, reference, strict=True):
@@ -154,19 +154,17 @@ def spiking_gradcheck(network: EPNetwork, x: torch.Tensor, labels: torch.Tensor)
     from eqspike.ep.solvers import FixedPointSolver
     from eqspike.ep.spiking import SpikeDrivenEP
 
-    solver, phases, sizes = network.solver, network.phases, network.sizes
+    solver, phases = network.solver, network.phases
     beta = network.estimator.beta
     params = network.energy.params()
     x = x.flatten(1)
     target = network.target(labels)
     twin = FixedPointSolver(solver.epsilon)
     spiking = SpikeDrivenEP(beta, getattr(network.estimator, "variant", "centered")).trajectory(
-        solver, params, sizes, x, target, phases, torch.Generator().manual_seed(0)
+        solver, params, x, target, phases, torch.Generator().manual_seed(0)
     )
-    rate = EquilibriumPropagation(beta, "centered").trajectory(
-        twin, params, sizes, x, target, phases
-    )
-    bptt = BackpropThroughTime().trajectory(twin, params, sizes, x, target, phases)
+    rate = EquilibriumPropagation(beta, "centered").trajectory(twin, params, x, target, phases)
+    bptt = BackpropThroughTime().trajectory(twin, params, x, target, phases)
     names = [f"W{n + 1}" for n in range(len(params.weights))] + [
         f"b{n + 1}" for n in range(len(params.biases))
     ]

@@ -66,7 +66,7 @@ class EPNetwork(nn.Module):
         :attr:`last_forward_stats`.
         """
         output, self.last_forward_stats = self.solver.free_output(
-            self.relaxation_params(), self.sizes, self.prepare_input(x), self.phases.free_steps
+            self.relaxation_params(), self.prepare_input(x), self.phases.free_steps
         )
         return output
 
@@ -90,7 +90,6 @@ class EPNetwork(nn.Module):
         result = self.estimator.gradients(
             self.solver,
             self.relaxation_params(),
-            self.sizes,
             self.prepare_input(x),
             target,
             self.phases,

@@ -127,7 +127,7 @@ class SigmaDeltaSolver:
         return stats
 
     def free_output(
-        self, params, sizes: list[int], x: torch.Tensor, steps: int
+        self, params, x: torch.Tensor, steps: int
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """Output after the free phase, and its spike counts per layer and sample."""
         state = self.relax(params, params.input_drive(x), self.init(params, x), steps)

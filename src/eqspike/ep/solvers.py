@@ -117,7 +117,7 @@ class FixedPointSolver:
         return state
 
     def free_output(
-        self, params: MLPParams, sizes: list[int], x: torch.Tensor, steps: int
+        self, params: MLPParams, x: torch.Tensor, steps: int
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """Output activities after the free phase (and no event statistics: dense, not spiking)."""
         x_drive = params.input_drive(x)

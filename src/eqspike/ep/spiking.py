@@ -136,10 +136,10 @@ class SpikingSolver:
         return InputTrain(train, drive)
 
     def init_state(
-        self, sizes: list[int], x: torch.Tensor, generator: torch.Generator | None = None
+        self, params: MLPParams, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> SpikingState:
         encoder = spike_encoder(self.neuron)
-        zeros = [x.new_zeros(x.shape[0], size) for size in sizes[1:]]
+        zeros = params.init_state(x)
         return SpikingState(
             [z.clone() for z in zeros],
             [z.clone() for z in zeros],
@@ -215,7 +215,7 @@ class SpikingSolver:
         return state
 
     def free_output(
-        self, params: MLPParams, sizes: list[int], x: torch.Tensor, steps: int
+        self, params: MLPParams, x: torch.Tensor, steps: int
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """Output states after the free phase — averaged over its last ``readout_steps`` steps —
         and the phase's event counts per sample (inference).
@@ -227,7 +227,7 @@ class SpikingSolver:
         inputs = self.input_train(params, x, steps, generator)
         window = min(self.readout_steps, steps)
         state = self.relax(
-            params, inputs, 0, self.init_state(sizes, x, generator), steps - window, counts=counts
+            params, inputs, 0, self.init_state(params, x, generator), steps - window, counts=counts
         )
         output = torch.zeros_like(state.rates[-1])
         for t in range(steps - window, steps):
@@ -251,10 +251,10 @@ def _check_estimator(variant: str, beta: float) -> None:
         raise ValueError(f"unknown EP variant {variant!r}; choose centered or one_sided")
 
 
-def _free(solver, params, sizes, x, phases, generator, counts):
+def _free(solver, params, x, phases, generator, counts):
     inputs = solver.input_train(params, x, phases.free_steps + phases.nudged_steps, generator)
     state = solver.relax(
-        params, inputs, 0, solver.init_state(sizes, x, generator), phases.free_steps, counts=counts
+        params, inputs, 0, solver.init_state(params, x, generator), phases.free_steps, counts=counts
     )
     return inputs, state
 
@@ -269,10 +269,11 @@ class SpikeDrivenEP(RecordingEstimator):
     def __post_init__(self) -> None:
         _check_estimator(self.variant, self.beta)
 
-    def _run(self, solver, params, sizes, x, target, phases, generator, record):
+    def _run(self, solver, params, x, target, phases, generator, record):
         batch = x.shape[0]
+        sizes = [x.shape[1], *(w.shape[0] for w in params.weights)]
         counts = EventCounts()
-        inputs, free = _free(solver, params, sizes, x, phases, generator, counts)
+        inputs, free = _free(solver, params, x, phases, generator, counts)
         free_stats = counts.per_sample(batch, "free_")
         tile = 2 if self.variant == "centered" else 1
         signs = torch.ones(tile * batch, 1, dtype=x.dtype, device=x.device)
@@ -388,7 +389,6 @@ class SpikeCountEP:
         self,
         solver: SpikingSolver,
         params: MLPParams,
-        sizes: list[int],
         x: torch.Tensor,
         target: torch.Tensor,
         phases: Phases,
@@ -398,7 +398,7 @@ class SpikeCountEP:
         batch, free_steps = x.shape[0], phases.free_steps
         counts = EventCounts()
         inputs = solver.input_train(params, x, free_steps + phases.nudged_steps, generator)
-        start = solver.init_state(sizes, x, generator)
+        start = solver.init_state(params, x, generator)
         free, free_rates = self._phase(
             solver, params, inputs, 0, start, free_steps, 0.0, None, counts
         )
