@@ -237,3 +237,63 @@ def test_bfloat16_drives_stay_close_and_updates_stay_full_precision():
     # measured: 0.955 for the first conv's weights (a small difference of two phases), >= 0.997
     # for every other tensor
     assert min(cosines) > 0.9 and sum(cosines) / len(cosines) > 0.98
+
+
+@pytest.mark.parametrize("neuron", ["sigma_delta", "bernoulli"])
+def test_pluggable_spiking_neurons_track_the_analogue_states(neuron):
+    """Over a phase, each layer's spike count follows Σ s: within 1 per neuron for Sigma-Delta,
+    unbiased (mean over neurons within a few standard errors) for Bernoulli."""
+    from eqspike.ep.sigma_delta import SigmaDeltaSolver
+
+    params, x, _ = _spiking_pool_problem("avg")
+    solver = SigmaDeltaSolver(0.5, 0.8, neuron)
+    state = solver.init(params, x, torch.Generator().manual_seed(3))
+    x_drive = params.input_drive(x)
+    rate_sum = [torch.zeros_like(s) for s in state.rates]
+    with torch.no_grad():
+        for _ in range(200):
+            state = solver.step(params, x_drive, state)
+            rate_sum = [r + s for r, s in zip(rate_sum, state.rates, strict=True)]
+    for counts, rates in zip(state.phase_sum, rate_sum, strict=True):
+        gap = counts - rates
+        if neuron == "sigma_delta":
+            assert gap.abs().max() < 1.0 + 1e-5
+        else:
+            assert abs(gap.mean().item()) < 4 * (200 * 0.25 / gap.numel()) ** 0.5
+            assert gap.abs().max() > 1.0  # genuinely random, not a quantiser
+
+
+def test_bernoulli_phases_from_one_state_replay_the_same_draws():
+    from eqspike.ep.sigma_delta import SigmaDeltaSolver
+
+    params, x, _ = _spiking_pool_problem("avg")
+    solver = SigmaDeltaSolver(0.5, 0.8, "bernoulli")
+    x_drive = params.input_drive(x)
+    free = solver.relax(params, x_drive, solver.init(params, x), 20)
+    a = solver.relax(params, x_drive, solver.start_phase(free), 10)
+    b = solver.relax(params, x_drive, solver.start_phase(free), 10)
+    for sa, sb in zip(a.phase_sum, b.phase_sum, strict=True):
+        torch.testing.assert_close(sa, sb)
+    again = solver.relax(params, x_drive, solver.init(params, x), 20)  # same default seed
+    torch.testing.assert_close(again.phase_sum[0], free.phase_sum[0])
+
+
+def test_bernoulli_conv_ep_and_bptt_give_finite_aligned_gradients():
+    """Centred EP with Bernoulli spikes vs BPTT (straight-through) through the same dynamics:
+    mean cosine over tensors measured 0.94 / 0.87 / 0.95 for seeds 0-2 (Sigma-Delta: 0.82 /
+    0.99 / 0.87)."""
+    from eqspike.ep.estimators import BackpropThroughTime, EquilibriumPropagation, Phases
+    from eqspike.ep.sigma_delta import SigmaDeltaSolver
+
+    params, x, target = _spiking_pool_problem("avg")
+    solver, phases = SigmaDeltaSolver(0.5, 0.8, "bernoulli"), Phases(100, 30)
+    g = torch.Generator().manual_seed(0)
+    ep = EquilibriumPropagation(0.5, "centered").gradients(solver, params, x, target, phases, g)
+    g = torch.Generator().manual_seed(0)
+    bptt = BackpropThroughTime(truncate=30).gradients(solver, params, x, target, phases, g)
+    cosines = [
+        F.cosine_similarity(a.flatten(), b.flatten(), dim=0).item()
+        for a, b in zip(ep.grads.flat(), bptt.grads.flat(), strict=True)
+    ]
+    assert all(torch.isfinite(t).all() for t in (*ep.grads.flat(), *bptt.grads.flat()))
+    assert sum(cosines) / len(cosines) > 0.8

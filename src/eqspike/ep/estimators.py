@@ -49,10 +49,14 @@ class Phases:
 
 
 def free_phase(
-    solver: FixedPointSolver, params: MLPParams, x: torch.Tensor, steps: int
+    solver: FixedPointSolver,
+    params: MLPParams,
+    x: torch.Tensor,
+    steps: int,
+    generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, Activities]:
     x_drive = params.input_drive(x).detach()
-    state = solver.relax(params, x_drive, solver.init(params, x), steps)
+    state = solver.relax(params, x_drive, solver.init(params, x, generator), steps)
     return x_drive, state
 
 
@@ -125,7 +129,7 @@ class EquilibriumPropagation(RecordingEstimator):
         generator: torch.Generator | None,
         record: bool,
     ) -> tuple[EstimatorResult, list[MLPParams]]:
-        x_drive, free = free_phase(solver, params, x, phases.free_steps)
+        x_drive, free = free_phase(solver, params, x, phases.free_steps, generator)
         beta_a, beta_b = self._signed_betas(generator)
         scale = -1.0 / (beta_a - beta_b)
         state_a = solver.start_phase(free)
@@ -212,7 +216,7 @@ class BackpropThroughTime:
         check_bptt_memory(params, x, graph_steps)
         leaves = [p.detach().requires_grad_(True) for p in params.flat()]
         live = params.replaced(leaves)
-        _, state = free_phase(solver, params, x, steps - graph_steps)
+        _, state = free_phase(solver, params, x, steps - graph_steps, generator)
         with torch.enable_grad():
             x_drive = live.input_drive(x)
             for _ in range(graph_steps):
@@ -239,7 +243,7 @@ class BackpropThroughTime:
         Each of the K steps gets its own zero perturbation δ_t of θ, so ∂L/∂δ_t is the gradient
         contribution of step t; the k-step truncation is the sum over the last k of them.
         """
-        _, state = free_phase(solver, params, x, phases.free_steps)
+        _, state = free_phase(solver, params, x, phases.free_steps, generator)
         flat = params.flat()
         deltas = [
             [torch.zeros_like(p, requires_grad=True) for p in flat]

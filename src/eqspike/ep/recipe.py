@@ -213,6 +213,11 @@ class ConvSolverConfig(SolverConfig):
 
     kind: Literal["discrete", "continuous", "sigma_delta"] = "discrete"  # type: ignore[assignment]
     decay: float = Field(0.8, ge=0.0, lt=1.0, description="sigma_delta: decoder's running average")
+    neuron: Literal["sigma_delta", "bernoulli"] = Field(
+        "sigma_delta",
+        description="sigma_delta solver: the spiking neuron (deterministic Sigma-Delta or "
+        "stochastic Bernoulli)",
+    )
 
 
 class ConvEPConfig(RunConfig):
@@ -274,7 +279,8 @@ def build_conv_ep(config: ConvEPConfig, generator: torch.Generator) -> EPNetwork
                 "to step); use pool: avg for training.",
                 stacklevel=2,
             )
-        solver = SigmaDeltaSolver(1.0 if cfg.step_size is None else cfg.step_size, cfg.decay)
+        step = 1.0 if cfg.step_size is None else cfg.step_size
+        solver = SigmaDeltaSolver(step, cfg.decay, cfg.neuron)
     else:
         solver = make_solver(cfg.kind, cfg.step_size, cfg.update)
     return _ep_network(energy, solver, config)

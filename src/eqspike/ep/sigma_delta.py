@@ -8,7 +8,10 @@ Each free layer n keeps its analogue state s_n and a Sigma-Delta phase φ_n; per
     a_n ← λ a_n + (1 − λ) q_n                                (running-average decoder)
 
 so every layer transmits binary spikes only, and the time-averaged dynamics approximate the rate
-network. Any energy's parameter object works (Hopfield MLP or conv): drives come from
+network. The neuron is pluggable (``neuron``): ``sigma_delta`` as above, or ``bernoulli``,
+q_n ~ Bernoulli(s_n) from a per-layer random stream (both nudged phases replay the free phase's
+stream, so their contrast shares the noise); BPTT passes it straight through (dq/ds = 1).
+Any energy's parameter object works (Hopfield MLP or conv): drives come from
 ``params.layer_drive``. The EP estimators contrast the decoded states of each phase
 (:meth:`SigmaDeltaSolver.readout`); BPTT runs through the same steps with a surrogate gradient
 for the spike (triangle of half-width 1 around the threshold), the reference of the spec's
@@ -40,9 +43,34 @@ class SpikeWithSurrogate(torch.autograd.Function):
         return grad * (1.0 - v.abs()).clamp(min=0.0)
 
 
+def _fire_sigma_delta(s: torch.Tensor, phi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """φ ← φ + s; q = [φ > ½] (surrogate gradient); φ ← φ − q."""
+    phi = phi + s
+    q = SpikeWithSurrogate.apply(phi - 0.5)
+    return q, phi - q
+
+
+def _fire_bernoulli(
+    s: torch.Tensor, stream: torch.Generator
+) -> tuple[torch.Tensor, torch.Generator]:
+    """q ~ Bernoulli(s) from the layer's stream; straight-through gradient for BPTT."""
+    uniform = torch.rand(s.shape, generator=stream, dtype=s.dtype, device=s.device)
+    hard = (uniform < s).to(s.dtype)
+    return (s + (hard - s).detach() if s.requires_grad else hard), stream
+
+
+def _copy_stream(stream: torch.Generator) -> torch.Generator:
+    copy = torch.Generator(device=stream.device)
+    copy.set_state(stream.get_state())
+    return copy
+
+
+NEURONS = ("sigma_delta", "bernoulli")
+
+
 class SigmaDeltaState(NamedTuple):
     rates: list[torch.Tensor]  # analogue states s_n
-    phases: list[torch.Tensor]  # Sigma-Delta accumulators φ_n
+    phases: list  # per layer: Sigma-Delta accumulator φ_n, or the Bernoulli random stream
     decoded: list[torch.Tensor]  # running averages a_n of the spikes (what neighbours see)
     spikes: list[torch.Tensor]  # this step's spikes q_n
     phase_sum: list[torch.Tensor]  # spikes summed since the phase started
@@ -51,24 +79,44 @@ class SigmaDeltaState(NamedTuple):
 
 @dataclass(frozen=True)
 class SigmaDeltaSolver:
-    """Sigma-Delta spiking dynamics under any energy; ``decay`` = λ of the decoder."""
+    """Spiking dynamics under any energy: ``neuron`` (Sigma-Delta or Bernoulli) spikes,
+    decoded by running averages with factor ``decay`` = λ."""
 
     step_size: float = 1.0
     decay: float = 0.8
+    neuron: str = "sigma_delta"
 
     def __post_init__(self) -> None:
         if not 0.0 < self.step_size <= 1.0:
             raise ValueError(f"solver step_size must be in (0, 1], got {self.step_size}")
         if not 0.0 <= self.decay < 1.0:
             raise ValueError(f"decoder decay must be in [0, 1), got {self.decay}")
+        if self.neuron not in NEURONS:
+            raise ValueError(f"unknown neuron {self.neuron!r}; choose one of {list(NEURONS)}")
 
-    def init(self, params, x: torch.Tensor) -> SigmaDeltaState:
+    def init(
+        self, params, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> SigmaDeltaState:
+        """Every layer silent; Bernoulli neurons get one random stream per layer, seeded from
+        ``generator`` (a fixed seed when None, so that evaluation is deterministic)."""
         zeros = params.init_state(x)
-        return SigmaDeltaState(zeros, *([z.clone() for z in zeros] for _ in range(4)), 0)
+        if self.neuron == "sigma_delta":
+            phases: list = [z.clone() for z in zeros]
+        else:
+            generator = generator or torch.Generator().manual_seed(0)
+            seeds = torch.randint(0, 2**62, (len(zeros),), generator=generator).tolist()
+            phases = [torch.Generator(device=x.device).manual_seed(seed) for seed in seeds]
+        return SigmaDeltaState(zeros, phases, *([z.clone() for z in zeros] for _ in range(3)), 0)
 
     def start_phase(self, state: SigmaDeltaState) -> SigmaDeltaState:
-        """A phase's spike averages start from zero (the dynamics continue unchanged)."""
-        return state._replace(phase_sum=[torch.zeros_like(q) for q in state.spikes], phase_steps=0)
+        """A phase's spike averages start from zero (the dynamics continue unchanged; Bernoulli
+        streams are copied, so phases started from the same state draw the same numbers)."""
+        phases = state.phases
+        if self.neuron == "bernoulli":
+            phases = [_copy_stream(stream) for stream in phases]
+        return state._replace(
+            phases=phases, phase_sum=[torch.zeros_like(q) for q in state.spikes], phase_steps=0
+        )
 
     def readout(self, state: SigmaDeltaState) -> list[torch.Tensor]:
         """The states EP contrasts: each layer's spikes averaged over the current phase
@@ -92,6 +140,7 @@ class SigmaDeltaSolver:
     ) -> SigmaDeltaState:
         """One synchronous step of every layer; differentiable (BPTT), never in-place."""
         eps, lam = self.step_size, self.decay
+        fire = _fire_sigma_delta if self.neuron == "sigma_delta" else _fire_bernoulli
         rates, phases, decoded, spikes, sums = [], [], [], [], []
         last = len(state.rates) - 1
         layers = zip(state.rates, state.phases, state.decoded, state.phase_sum, strict=True)
@@ -100,10 +149,9 @@ class SigmaDeltaSolver:
             if beta != 0.0 and n == last:
                 h = h + beta * (target - s)
             s = hard_sigmoid(h if eps == 1.0 else (1.0 - eps) * s + eps * h)
-            phi = phi + s
-            q = SpikeWithSurrogate.apply(phi - 0.5)
+            q, phi = fire(s, phi)
             rates.append(s)
-            phases.append(phi - q)
+            phases.append(phi)
             decoded.append(lam * a + (1.0 - lam) * q)
             spikes.append(q)
             sums.append(total + q)
@@ -130,5 +178,5 @@ class SigmaDeltaSolver:
         self, params, x: torch.Tensor, steps: int
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """Output after the free phase, and its spike counts per layer and sample."""
-        state = self.relax(params, params.input_drive(x), self.init(params, x), steps)
+        state = self.relax(params, params.input_drive(x), self.init(params, x, None), steps)
         return self.output(state), self.phase_stats(state)

@@ -51,8 +51,11 @@ class FixedPointSolver:
                 f"solver update must be synchronous or asynchronous, got {self.update!r}"
             )
 
-    def init(self, params: MLPParams, x: torch.Tensor) -> Activities:
-        """The state a free phase starts from (every layer at zero)."""
+    def init(
+        self, params: MLPParams, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> Activities:
+        """The state a free phase starts from (every layer at zero; stochastic solvers draw
+        their random streams from ``generator``)."""
         return params.init_state(x)
 
     def start_phase(self, state: Activities) -> Activities:
