@@ -7,6 +7,9 @@
 * Learning step (Sigma-Delta spiking, 60 free + 2 × 20 nudged steps, centred EP, batch 64) on
   real MNIST: float32 drives vs bfloat16 drives (``solver.drive_dtype``), interleaved.
 * Accuracy hold: ``conv/mnist_spiking_quick`` trained with float32 and with bfloat16 drives.
+* Warm start (free phases from one feed-forward sweep): ``conv/mnist_spiking_quick`` with 40
+  free steps from zeros vs 20 free steps from zeros and from the warm start; ``conv/mnist_quick``
+  (rate) with 30 vs 15 free steps, cold and warm.
 
     python benchmarks/conv_speed.py --data-dir ../shared/data
 """
@@ -103,9 +106,24 @@ def main() -> None:
             step_seconds[name].append(seconds / len(batches))
     fp32, bf16 = min(step_seconds["float32"]), min(step_seconds["bfloat16"])
 
+    variants = {
+        "float32": ("conv/mnist_spiking_quick", ["solver.drive_dtype=null"]),
+        "bfloat16": ("conv/mnist_spiking_quick", ["solver.drive_dtype=bfloat16"]),
+        "spiking_free20_cold": ("conv/mnist_spiking_quick", ["solver.free_steps=20"]),
+        "spiking_free20_warm": (
+            "conv/mnist_spiking_quick",
+            ["solver.free_steps=20", "solver.warm_start=true"],
+        ),
+        "rate_free30_cold": ("conv/mnist_quick", []),
+        "rate_free15_cold": ("conv/mnist_quick", ["solver.free_steps=15"]),
+        "rate_free15_warm": (
+            "conv/mnist_quick",
+            ["solver.free_steps=15", "solver.warm_start=true"],
+        ),
+    }
     accuracy = {}
-    for name, dtype in (("float32", "null"), ("bfloat16", "bfloat16")):
-        quick = load_config("conv/mnist_spiking_quick", overrides=[f"solver.drive_dtype={dtype}"])
+    for name, (config_name, overrides) in variants.items():
+        quick = load_config(config_name, overrides=overrides)
         with tempfile.TemporaryDirectory() as tmp:
             summary = train(quick, None, Path(tmp) / name, args.data_dir, True)
         accuracy[f"quick_test_acc_{name}"] = summary["test_acc"]
@@ -127,7 +145,8 @@ def main() -> None:
         metrics,
         notes="2C2FC spiking conv EP, batch 64, one thread. Drives: one pass over all layers. "
         "Steps: best of two interleaved rounds of learning steps on MNIST batches. Accuracy "
-        "hold: conv/mnist_spiking_quick (3000 images, 3 epochs, 1000 test images). Epoch "
+        "hold and warm starts: the quick configs (3000 images, 3 epochs, 1000 test images; "
+        "float32 = the spiking quick config with 40 free steps from zeros). Epoch "
         "estimates = step time x batches (no evaluation).",
     )
     print(metrics)

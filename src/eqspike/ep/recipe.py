@@ -46,6 +46,11 @@ class SolverConfig(StrictModel):
     update: Literal["synchronous", "asynchronous"] = "synchronous"
     free_steps: int = Field(30, gt=0, description="T, steps of the free phase")
     nudged_steps: int = Field(10, gt=0, description="K, steps of each nudged phase")
+    warm_start: bool = Field(
+        False,
+        description="start each free phase from one bottom-up (feed-forward) sweep instead of "
+        "zeros, so that fewer free steps reach the fixed point",
+    )
     drive_dtype: Literal["float32", "float64", "bfloat16"] | None = Field(
         None,
         description="dtype of the drives during relaxation (None: the training dtype); "
@@ -156,7 +161,8 @@ def _ep_network(energy, solver, config: RateEPConfig | ConvEPConfig) -> EPNetwor
 def build_rate_ep(config: RateEPConfig, generator: torch.Generator) -> EPNetwork:
     """The EP network a config describes, initialised from ``generator``."""
     energy = HopfieldMLP(config.model.layers, config.model.init, config.model.gains, generator)
-    solver = make_solver(config.solver.kind, config.solver.step_size, config.solver.update)
+    cfg = config.solver
+    solver = make_solver(cfg.kind, cfg.step_size, cfg.update, cfg.warm_start)
     return _ep_network(energy, solver, config)
 
 
@@ -280,7 +286,7 @@ def build_conv_ep(config: ConvEPConfig, generator: torch.Generator) -> EPNetwork
                 stacklevel=2,
             )
         step = 1.0 if cfg.step_size is None else cfg.step_size
-        solver = SigmaDeltaSolver(step, cfg.decay, cfg.neuron)
+        solver = SigmaDeltaSolver(step, cfg.decay, cfg.neuron, cfg.warm_start)
     else:
-        solver = make_solver(cfg.kind, cfg.step_size, cfg.update)
+        solver = make_solver(cfg.kind, cfg.step_size, cfg.update, cfg.warm_start)
     return _ep_network(energy, solver, config)

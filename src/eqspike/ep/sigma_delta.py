@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import torch
 
-from eqspike.ep.solvers import FixedPointSolver
+from eqspike.ep.solvers import FixedPointSolver, feedforward_state
 from eqspike.neurons.rate import hard_sigmoid
 
 
@@ -85,6 +85,7 @@ class SigmaDeltaSolver:
     step_size: float = 1.0
     decay: float = 0.8
     neuron: str = "sigma_delta"
+    warm_start: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 < self.step_size <= 1.0:
@@ -98,15 +99,20 @@ class SigmaDeltaSolver:
         self, params, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> SigmaDeltaState:
         """Every layer silent; Bernoulli neurons get one random stream per layer, seeded from
-        ``generator`` (a fixed seed when None, so that evaluation is deterministic)."""
+        ``generator`` (a fixed seed when None, so that evaluation is deterministic).
+        ``warm_start``: states and decoders start at the feed-forward sweep (as if each layer
+        had been spiking at that rate), spikes and counts at zero."""
         zeros = params.init_state(x)
+        start = feedforward_state(params, x) if self.warm_start else zeros
         if self.neuron == "sigma_delta":
             phases: list = [z.clone() for z in zeros]
         else:
             generator = generator or torch.Generator().manual_seed(0)
             seeds = torch.randint(0, 2**62, (len(zeros),), generator=generator).tolist()
             phases = [torch.Generator(device=x.device).manual_seed(seed) for seed in seeds]
-        return SigmaDeltaState(zeros, phases, *([z.clone() for z in zeros] for _ in range(3)), 0)
+        decoded = [s.clone() for s in start]
+        spikes, counts = [z.clone() for z in zeros], [z.clone() for z in zeros]
+        return SigmaDeltaState(list(start), phases, decoded, spikes, counts, 0)
 
     def start_phase(self, state: SigmaDeltaState) -> SigmaDeltaState:
         """A phase's spike averages start from zero (the dynamics continue unchanged; Bernoulli

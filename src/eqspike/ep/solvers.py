@@ -16,6 +16,13 @@ Updates are ``synchronous`` (every layer from the previous state) or ``asynchron
 layers, then even layers from the fresh odd ones; Scellier et al. 2023). With ε = 1 the
 asynchronous sweep is exact block-coordinate descent on F, so F never increases.
 The input's drive W_1 x + b_1 is passed in precomputed; no graph is kept in :meth:`relax`.
+
+**Warm start** (``warm_start``): a free phase may start from one bottom-up sweep,
+s_n = σ(W_n s_{n−1} + b_n) with the layers above still at zero (:func:`feedforward_state`),
+instead of from zeros: the feed-forward pass is close to the fixed point when the feedback is
+weak, so fewer free steps reach it. Where F has one minimum it is the same fixed point; where it
+has several, the two starts may settle in different ones (EP stays consistent: the nudged phases
+start from whichever free state was reached).
 """
 
 from __future__ import annotations
@@ -36,12 +43,24 @@ def nudge_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return 0.5 * ((output - target) ** 2).sum(1)
 
 
+def feedforward_state(params: MLPParams, x: torch.Tensor) -> Activities:
+    """One bottom-up sweep from zeros: each layer from the one below, no feedback yet."""
+    with torch.no_grad():
+        x_drive = params.input_drive(x)
+        state = params.init_state(x)
+        for n in range(len(state)):
+            state[n] = hard_sigmoid(params.layer_drive(x_drive, state, n))
+    return state
+
+
 @dataclass(frozen=True)
 class FixedPointSolver:
-    """Projected-Euler relaxation of F; ``step_size`` = ε in (0, 1]."""
+    """Projected-Euler relaxation of F; ``step_size`` = ε in (0, 1]; ``warm_start``: free
+    phases start from :func:`feedforward_state`."""
 
     step_size: float = 1.0
     update: UpdateOrder = "synchronous"
+    warm_start: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 < self.step_size <= 1.0:
@@ -54,9 +73,9 @@ class FixedPointSolver:
     def init(
         self, params: MLPParams, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> Activities:
-        """The state a free phase starts from (every layer at zero; stochastic solvers draw
-        their random streams from ``generator``)."""
-        return params.init_state(x)
+        """The state a free phase starts from: every layer at zero, or the feed-forward sweep
+        (``warm_start``). Stochastic solvers draw their random streams from ``generator``."""
+        return feedforward_state(params, x) if self.warm_start else params.init_state(x)
 
     def start_phase(self, state: Activities) -> Activities:
         """Hook for solvers that average over a phase (rate states need nothing)."""
@@ -145,11 +164,14 @@ SOLVERS = {"discrete", "continuous"}
 
 
 def make_solver(
-    kind: str, step_size: float = 0.5, update: UpdateOrder = "synchronous"
+    kind: str,
+    step_size: float = 0.5,
+    update: UpdateOrder = "synchronous",
+    warm_start: bool = False,
 ) -> FixedPointSolver:
     """``discrete`` (ε = 1) or ``continuous`` (ε = ``step_size``)."""
     if kind == "discrete":
-        return FixedPointSolver(1.0, update)
+        return FixedPointSolver(1.0, update, warm_start)
     if kind == "continuous":
-        return FixedPointSolver(step_size, update)
+        return FixedPointSolver(step_size, update, warm_start)
     raise ValueError(f"unknown solver {kind!r}; choose one of {sorted(SOLVERS)}")
