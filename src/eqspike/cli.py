@@ -200,6 +200,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     energy.add_argument("--no-measure", action="store_true", help="skip NVML / RAPL")
 
+    export = sub.add_parser(
+        "export",
+        help="write a trained network as a NIR graph (TTFS runs: Affine + CubaLIF layers)",
+        description="Write RUN's latest checkpoint as a NIR file (HDF5) that neuromorphic "
+        "toolchains read (nir.read). Times are in seconds: --tau-s sets the model time unit "
+        "(BrainScaleS-2: 6e-6).",
+    )
+    export.add_argument("run", help="run directory of a ttfs run")
+    export.add_argument("--nir", required=True, metavar="FILE", help="output file, e.g. net.nir")
+    export.add_argument(
+        "--tau-s", type=float, default=1.0, help="synaptic time constant in seconds (default 1)"
+    )
+
     sub.add_parser("list", help="list the shipped configs", description="List shipped configs.")
     return parser
 
@@ -365,6 +378,14 @@ def cmd_energy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from eqspike.export import export_nir
+
+    path = export_nir(args.run, args.nir, args.tau_s)
+    print(f"written: {path}")
+    return 0
+
+
 def cmd_list(_: argparse.Namespace) -> int:
     import yaml
 
@@ -389,6 +410,7 @@ COMMANDS = {
     "robustness": cmd_robustness,
     "plot": cmd_plot,
     "energy": cmd_energy,
+    "export": cmd_export,
     "list": cmd_list,
 }
 
