@@ -4,7 +4,8 @@
   explicit conv → 2×2 average pool and upsample ÷ 4 → transposed conv (baseline, kept only
   here) against the library's single stride-2 conv with the pooled (k+1)×(k+1) kernel, in
   float32 and with bfloat16 drives.
-* Learning step (Sigma-Delta spiking, 60 free + 2 × 20 nudged steps, centred EP, batch 64) on
+* Learning step (Sigma-Delta spiking, the config's 40 free + 2 × 20 nudged steps, centred EP,
+  batch 64) on
   real MNIST: float32 drives vs bfloat16 drives (``solver.drive_dtype``), interleaved.
 * Accuracy hold: ``conv/mnist_spiking_quick`` trained with float32 and with bfloat16 drives.
 * Warm start (free phases from one feed-forward sweep): ``conv/mnist_spiking_quick`` with 40
