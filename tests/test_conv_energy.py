@@ -323,3 +323,19 @@ def test_warm_start_reaches_the_same_fixed_point_sooner():
     spiking = SigmaDeltaSolver(0.5, 0.8, warm_start=True).init(params, x)
     torch.testing.assert_close(spiking.decoded[0], warm.init(params, x)[0])
     assert all(float(q.abs().sum()) == 0.0 for q in spiking.phase_sum)
+
+
+@pytest.mark.parametrize(
+    ("config", "override", "message"),
+    [
+        ("conv/mnist_quick", "solver.neuron=bernoulli", "spiking solver only"),
+        ("conv/mnist_quick", "solver.decay=0.9", "spiking solver only"),
+        ("conv/mnist_spiking_quick", "solver.update=asynchronous", "synchronously"),
+    ],
+)
+def test_solver_keys_the_dynamics_would_ignore_are_errors(config, override, message):
+    from eqspike.errors import ConfigError
+    from eqspike.train.config import load_config
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(config, [override])

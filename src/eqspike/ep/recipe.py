@@ -225,6 +225,27 @@ class ConvSolverConfig(SolverConfig):
         "stochastic Bernoulli)",
     )
 
+    @model_validator(mode="after")
+    def _check_applies(self) -> ConvSolverConfig:
+        """Keys that the chosen dynamics would silently ignore are errors (set to other than
+        their defaults: saved run configs list every key)."""
+        spiking_only = [
+            key
+            for key in ("decay", "neuron")
+            if getattr(self, key) != type(self).model_fields[key].default
+        ]
+        if self.kind != "sigma_delta" and spiking_only:
+            raise ValueError(
+                f"{spiking_only} apply to the spiking solver only; set kind: "
+                f"sigma_delta or remove them (kind {self.kind!r} is rate dynamics)"
+            )
+        if self.kind == "sigma_delta" and self.update != "synchronous":
+            raise ValueError(
+                "the sigma_delta solver updates every layer synchronously (spikes of one step "
+                "drive the next); remove update or use kind: discrete for asynchronous updates"
+            )
+        return self
+
 
 class ConvEPConfig(RunConfig):
     """EP on a convolutional energy (2C2FC and deeper: the layer list is config), with rate or
