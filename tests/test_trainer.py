@@ -204,3 +204,29 @@ def test_two_process_torchrun_ttfs_with_weight_bumps(tmp_path):
     rows = [json.loads(r) for r in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
     assert rows[0]["train_bumped"] > 0  # some batches were bumps, not steps
     assert rows[-1]["test_acc"] > 0.4
+
+
+def test_spiking_conv_resume_is_exact_with_bernoulli_bfloat16_and_warm_start(tmp_path, mnist_root):
+    """The new solver options keep runs reproducible across a resume: Bernoulli streams come
+    from the checkpointed generator, bfloat16 drives and the warm start are deterministic."""
+    opts = [
+        "data.train_subset=96",
+        "data.test_subset=50",
+        "data.batch_size=32",
+        "solver.free_steps=6",
+        "solver.nudged_steps=3",
+        "solver.neuron=bernoulli",
+        "solver.drive_dtype=bfloat16",
+        "solver.warm_start=true",
+        "train.epochs=2",
+        "train.plots=false",
+    ]
+    data = str(mnist_root)
+    eqspike.train("conv/mnist_spiking_quick", opts, tmp_path / "full", data, quiet=True)
+    eqspike.train(
+        "conv/mnist_spiking_quick", opts, tmp_path / "split", data, True, stop_after_epoch=1
+    )
+    eqspike.resume(tmp_path / "split", data_dir=data, quiet=True)
+    full, split = weights(tmp_path / "full"), weights(tmp_path / "split")
+    for key in full:
+        assert torch.equal(full[key], split[key]), key
