@@ -8,14 +8,15 @@ Each free layer n keeps its analogue state s_n and a Sigma-Delta phase φ_n; per
     a_n ← λ a_n + (1 − λ) q_n                                (running-average decoder)
 
 so every layer transmits binary spikes only, and the time-averaged dynamics approximate the rate
-network. The neuron is pluggable (``neuron``): ``sigma_delta`` as above, or ``bernoulli``,
+network. The neuron is pluggable (``neuron``: any of ``neurons.spiking.SPIKE_ENCODERS``,
+the same step functions EqSpike uses): ``sigma_delta`` as above, or ``bernoulli``,
 q_n ~ Bernoulli(s_n) from a per-layer random stream (both nudged phases replay the free phase's
-stream, so their contrast shares the noise); BPTT passes it straight through (dq/ds = 1).
-Any energy's parameter object works (Hopfield MLP or conv): drives come from
-``params.layer_drive``. The EP estimators contrast the decoded states of each phase
-(:meth:`SigmaDeltaSolver.readout`); BPTT runs through the same steps with a surrogate gradient
-for the spike (triangle of half-width 1 around the threshold), the reference of the spec's
-gradient check and memory benchmark.
+stream, so their contrast shares the noise). Any energy's parameter object works (Hopfield MLP or
+conv): drives come from ``params.layer_drive``. The EP estimators contrast the decoded states of
+each phase (:meth:`SigmaDeltaSolver.readout`); BPTT runs through the same steps with the
+neurons' surrogate (Sigma-Delta: triangle of half-width 1 around the threshold) or
+straight-through (Bernoulli) gradients, the reference of the spec's gradient check and memory
+benchmark.
 """
 
 from __future__ import annotations
@@ -27,50 +28,14 @@ import torch
 
 from eqspike.ep.solvers import FixedPointSolver, feedforward_state
 from eqspike.neurons.rate import hard_sigmoid
+from eqspike.neurons.spiking import SPIKE_ENCODERS, spike_encoder
+
+NEURONS = tuple(SPIKE_ENCODERS)  # the pluggable spiking neurons of neurons/spiking.py
 
 
-class SpikeWithSurrogate(torch.autograd.Function):
-    """q = [v > 0] forward; dq/dv ≈ max(0, 1 − |v|) backward (only BPTT differentiates)."""
-
-    @staticmethod
-    def forward(ctx, v: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(v)
-        return (v > 0).to(v.dtype)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        (v,) = ctx.saved_tensors
-        return grad * (1.0 - v.abs()).clamp(min=0.0)
-
-
-def _fire_sigma_delta(s: torch.Tensor, phi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """φ ← φ + s; q = [φ > ½] (surrogate gradient); φ ← φ − q."""
-    phi = phi + s
-    q = SpikeWithSurrogate.apply(phi - 0.5)
-    return q, phi - q
-
-
-def _fire_bernoulli(
-    s: torch.Tensor, stream: torch.Generator
-) -> tuple[torch.Tensor, torch.Generator]:
-    """q ~ Bernoulli(s) from the layer's stream; straight-through gradient for BPTT."""
-    uniform = torch.rand(s.shape, generator=stream, dtype=s.dtype, device=s.device)
-    hard = (uniform < s).to(s.dtype)
-    return (s + (hard - s).detach() if s.requires_grad else hard), stream
-
-
-def _copy_stream(stream: torch.Generator) -> torch.Generator:
-    copy = torch.Generator(device=stream.device)
-    copy.set_state(stream.get_state())
-    return copy
-
-
-NEURONS = ("sigma_delta", "bernoulli")
-
-
-class SigmaDeltaState(NamedTuple):
+class SpikingRelaxationState(NamedTuple):
     rates: list[torch.Tensor]  # analogue states s_n
-    phases: list  # per layer: Sigma-Delta accumulator φ_n, or the Bernoulli random stream
+    neurons: list  # per layer: the neuron's state (Sigma-Delta residual φ_n, Bernoulli stream)
     decoded: list[torch.Tensor]  # running averages a_n of the spikes (what neighbours see)
     spikes: list[torch.Tensor]  # this step's spikes q_n
     phase_sum: list[torch.Tensor]  # spikes summed since the phase started
@@ -97,34 +62,31 @@ class SigmaDeltaSolver:
 
     def init(
         self, params, x: torch.Tensor, generator: torch.Generator | None = None
-    ) -> SigmaDeltaState:
+    ) -> SpikingRelaxationState:
         """Every layer silent; Bernoulli neurons get one random stream per layer, seeded from
         ``generator`` (a fixed seed when None, so that evaluation is deterministic).
         ``warm_start``: states and decoders start at the feed-forward sweep (as if each layer
         had been spiking at that rate), spikes and counts at zero."""
         zeros = params.init_state(x)
         start = feedforward_state(params, x) if self.warm_start else zeros
-        if self.neuron == "sigma_delta":
-            phases: list = [z.clone() for z in zeros]
-        else:
-            generator = generator or torch.Generator().manual_seed(0)
-            seeds = torch.randint(0, 2**62, (len(zeros),), generator=generator).tolist()
-            phases = [torch.Generator(device=x.device).manual_seed(seed) for seed in seeds]
+        encoder = spike_encoder(self.neuron)
+        generator = generator or torch.Generator().manual_seed(0)
+        neurons = [encoder.init(z, generator) for z in zeros]
         decoded = [s.clone() for s in start]
         spikes, counts = [z.clone() for z in zeros], [z.clone() for z in zeros]
-        return SigmaDeltaState(list(start), phases, decoded, spikes, counts, 0)
+        return SpikingRelaxationState(list(start), neurons, decoded, spikes, counts, 0)
 
-    def start_phase(self, state: SigmaDeltaState) -> SigmaDeltaState:
+    def start_phase(self, state: SpikingRelaxationState) -> SpikingRelaxationState:
         """A phase's spike averages start from zero (the dynamics continue unchanged; Bernoulli
         streams are copied, so phases started from the same state draw the same numbers)."""
-        phases = state.phases
-        if self.neuron == "bernoulli":
-            phases = [_copy_stream(stream) for stream in phases]
+        copy = spike_encoder(self.neuron).copy
         return state._replace(
-            phases=phases, phase_sum=[torch.zeros_like(q) for q in state.spikes], phase_steps=0
+            neurons=[copy(neuron) for neuron in state.neurons],
+            phase_sum=[torch.zeros_like(q) for q in state.spikes],
+            phase_steps=0,
         )
 
-    def readout(self, state: SigmaDeltaState) -> list[torch.Tensor]:
+    def readout(self, state: SpikingRelaxationState) -> list[torch.Tensor]:
         """The states EP contrasts: each layer's spikes averaged over the current phase
         (averaging over a whole nudged phase learns where a short running average is too
         noisy at the sparse rates of a conv net)."""
@@ -132,7 +94,7 @@ class SigmaDeltaSolver:
             return state.decoded
         return [total / state.phase_steps for total in state.phase_sum]
 
-    def output(self, state: SigmaDeltaState) -> torch.Tensor:
+    def output(self, state: SpikingRelaxationState) -> torch.Tensor:
         """The output layer's own analogue state (its neurons need no decoding)."""
         return state.rates[-1]
 
@@ -140,32 +102,32 @@ class SigmaDeltaSolver:
         self,
         params,
         x_drive: torch.Tensor,
-        state: SigmaDeltaState,
+        state: SpikingRelaxationState,
         beta: float = 0.0,
         target: torch.Tensor | None = None,
-    ) -> SigmaDeltaState:
+    ) -> SpikingRelaxationState:
         """One synchronous step of every layer; differentiable (BPTT), never in-place."""
         eps, lam = self.step_size, self.decay
-        fire = _fire_sigma_delta if self.neuron == "sigma_delta" else _fire_bernoulli
-        rates, phases, decoded, spikes, sums = [], [], [], [], []
+        fire = spike_encoder(self.neuron).step
+        rates, neurons, decoded, spikes, sums = [], [], [], [], []
         last = len(state.rates) - 1
-        layers = zip(state.rates, state.phases, state.decoded, state.phase_sum, strict=True)
-        for n, (s, phi, a, total) in enumerate(layers):
+        layers = zip(state.rates, state.neurons, state.decoded, state.phase_sum, strict=True)
+        for n, (s, neuron, a, total) in enumerate(layers):
             h = params.layer_drive(x_drive, state.decoded, n)
             if beta != 0.0 and n == last:
                 h = h + beta * (target - s)
             s = hard_sigmoid(h if eps == 1.0 else (1.0 - eps) * s + eps * h)
-            q, phi = fire(s, phi)
+            q, neuron = fire(s, neuron)  # the neuron's step (surrogate/straight-through for BPTT)
             rates.append(s)
-            phases.append(phi)
+            neurons.append(neuron)
             decoded.append(lam * a + (1.0 - lam) * q)
             spikes.append(q)
             sums.append(total + q)
-        return SigmaDeltaState(rates, phases, decoded, spikes, sums, state.phase_steps + 1)
+        return SpikingRelaxationState(rates, neurons, decoded, spikes, sums, state.phase_steps + 1)
 
     relax = FixedPointSolver.relax  # the same no-graph loop over this solver's steps
 
-    def phase_stats(self, state: SigmaDeltaState, prefix: str = "") -> dict[str, float]:
+    def phase_stats(self, state: SpikingRelaxationState, prefix: str = "") -> dict[str, float]:
         """Spikes per sample of every free layer (1 … N) since the phase started, and the
         neuron updates (one per neuron and step): the raw material of energy estimates."""
         batch = state.rates[0].shape[0]

@@ -11,6 +11,10 @@ encoders turn s into spikes behind one interface (:data:`SPIKE_ENCODERS`):
 The membrane that feeds them is a leaky integrator of the drive, u ← u + ε (drive − u), with
 s = σ(u) (:func:`membrane_step`): filtering the drive, not σ(drive), keeps the fixed point of
 rate-based EP (the mean of σ(W·spikes) is not σ(W·rates)).
+
+Both steps are differentiable where BPTT needs them (rates that require grad): Sigma-Delta
+through a surrogate, dS/dφ ≈ max(0, 1 − |φ − ½|) (:class:`SpikeWithSurrogate`), Bernoulli
+straight through (dS/ds = 1). Without grad they are plain comparisons.
 """
 
 from __future__ import annotations
@@ -22,6 +26,20 @@ from typing import NamedTuple
 import torch
 
 from eqspike.neurons.rate import hard_sigmoid
+
+
+class SpikeWithSurrogate(torch.autograd.Function):
+    """S = [v > 0] forward; dS/dv ≈ max(0, 1 − |v|) backward (only BPTT differentiates)."""
+
+    @staticmethod
+    def forward(ctx, v: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(v)
+        return (v > 0).to(v.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (v,) = ctx.saved_tensors
+        return grad * (1.0 - v.abs()).clamp(min=0.0)
 
 
 class SigmaDeltaState(NamedTuple):
@@ -52,7 +70,10 @@ def sigma_delta_step(
 ) -> tuple[torch.Tensor, SigmaDeltaState]:
     """φ ← φ + s; S = [φ > ½]; φ ← φ − S. (Deterministic: ``tile`` has nothing to share.)"""
     residual = state.residual + rate
-    spikes = (residual > 0.5).to(rate.dtype)
+    if residual.requires_grad:
+        spikes = SpikeWithSurrogate.apply(residual - 0.5)
+    else:
+        spikes = (residual > 0.5).to(rate.dtype)
     return spikes, SigmaDeltaState(residual - spikes)
 
 
@@ -82,7 +103,10 @@ def bernoulli_step(
     uniform = torch.rand(shape, generator=state.generator, dtype=rate.dtype, device=rate.device)
     if tile > 1:
         uniform = uniform.repeat(tile, *([1] * (rate.dim() - 1)))
-    return (uniform < rate).to(rate.dtype), state
+    spikes = (uniform < rate).to(rate.dtype)
+    if rate.requires_grad:  # straight through
+        spikes = rate + (spikes - rate).detach()
+    return spikes, state
 
 
 def bernoulli_copy(state: BernoulliState, tile: int = 1) -> BernoulliState:
