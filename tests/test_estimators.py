@@ -102,3 +102,16 @@ def test_gradcheck_plot(tmp_path):
     net = EPNetwork(energy, make_solver("discrete"), make_estimator("centered", 0.1), Phases(30, 5))
     path = plot_gradcheck(gradcheck(net, x, labels, 0.1), tmp_path / "g.png")
     assert path.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("variant", ["centered", "random_sign"])
+def test_a_negative_phase_with_beta_of_one_or_more_is_refused(variant):
+    """F_{-β} has the Hessian (1 − β) I in the output layer: no equilibrium for β ≥ 1."""
+    from eqspike.errors import ConfigError
+    from eqspike.train.config import load_config
+
+    with pytest.raises(ValueError, match="beta < 1"):
+        EquilibriumPropagation(1.0, variant)
+    with pytest.raises(ConfigError, match="no stable equilibrium"):
+        load_config("rate_ep/mnist", [f"estimator.kind={variant}", "estimator.beta=1.5"])
+    EquilibriumPropagation(1.5, "one_sided")  # +β only: allowed

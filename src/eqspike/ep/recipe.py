@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 
 from eqspike.ep.conv import ConvArchitecture, ConvEnergy, LayerSpec
 from eqspike.ep.energy import HopfieldMLP
-from eqspike.ep.estimators import Phases, make_estimator
+from eqspike.ep.estimators import Phases, check_negative_beta_phase, make_estimator
 from eqspike.ep.network import EPNetwork
 from eqspike.ep.precision import DRIVE_DTYPES
 from eqspike.ep.sigma_delta import SigmaDeltaSolver
@@ -64,6 +64,11 @@ class EstimatorConfig(StrictModel):
     kind: Literal["centered", "one_sided", "random_sign", "bptt"] = "centered"
     beta: float = Field(0.5, gt=0.0, description="nudging strength β (> 0; EP only)")
     bptt_truncate: int | None = Field(None, gt=0, description="BPTT through the last K steps only")
+
+    @model_validator(mode="after")
+    def _check_negative_phase(self) -> EstimatorConfig:
+        check_negative_beta_phase(self.kind, self.beta)
+        return self
 
 
 class HopfieldRunConfig(RunConfig):
@@ -122,6 +127,11 @@ class SpikingEstimatorConfig(StrictModel):
     )
     beta: float = Field(0.2, gt=0.0, description="nudging strength β (> 0)")
     window: int = Field(20, gt=0, description="spike_count: steps over which rates are counted")
+
+    @model_validator(mode="after")
+    def _check_negative_phase(self) -> SpikingEstimatorConfig:
+        check_negative_beta_phase(self.variant, self.beta)
+        return self
 
 
 class EqSpikeConfig(HopfieldRunConfig):

@@ -30,7 +30,12 @@ from typing import Literal, NamedTuple
 import torch
 
 from eqspike.ep.energy import MLPParams, drives, phi_param_grad_difference
-from eqspike.ep.estimators import EstimatorResult, Phases, RecordingEstimator
+from eqspike.ep.estimators import (
+    EstimatorResult,
+    Phases,
+    RecordingEstimator,
+    check_negative_beta_phase,
+)
 from eqspike.ep.solvers import nudge_loss
 from eqspike.neurons.spiking import membrane_step, spike_count_rate, spike_encoder
 
@@ -249,6 +254,7 @@ def _check_estimator(variant: str, beta: float) -> None:
         )
     if variant not in ("centered", "one_sided"):
         raise ValueError(f"unknown EP variant {variant!r}; choose centered or one_sided")
+    check_negative_beta_phase(variant, beta)
 
 
 def _free(solver, params, x, phases, generator, counts):
