@@ -234,6 +234,11 @@ class ConvSolverConfig(SolverConfig):
         description="sigma_delta solver: the spiking neuron (deterministic Sigma-Delta or "
         "stochastic Bernoulli)",
     )
+    contrast: Literal["spikes", "analogue"] = Field(
+        "spikes",
+        description="sigma_delta solver: what EP contrasts per phase, the spikes averaged over "
+        "it (the spec's decoded spike states) or the neurons' own analogue states",
+    )
 
     @model_validator(mode="after")
     def _check_applies(self) -> ConvSolverConfig:
@@ -241,7 +246,7 @@ class ConvSolverConfig(SolverConfig):
         their defaults: saved run configs list every key)."""
         spiking_only = [
             key
-            for key in ("decay", "neuron")
+            for key in ("decay", "neuron", "contrast")
             if getattr(self, key) != type(self).model_fields[key].default
         ]
         if self.kind != "sigma_delta" and spiking_only:
@@ -317,7 +322,7 @@ def build_conv_ep(config: ConvEPConfig, generator: torch.Generator) -> EPNetwork
                 stacklevel=2,
             )
         step = 1.0 if cfg.step_size is None else cfg.step_size
-        solver = SigmaDeltaSolver(step, cfg.decay, cfg.neuron, cfg.warm_start)
+        solver = SigmaDeltaSolver(step, cfg.decay, cfg.neuron, cfg.warm_start, cfg.contrast)
     else:
         solver = make_solver(cfg.kind, cfg.step_size, cfg.update, cfg.warm_start)
     return _ep_network(energy, solver, config)

@@ -31,6 +31,10 @@ from eqspike.neurons.rate import hard_sigmoid
 from eqspike.neurons.spiking import SPIKE_ENCODERS, spike_encoder
 
 NEURONS = tuple(SPIKE_ENCODERS)  # the pluggable spiking neurons of neurons/spiking.py
+# What EP contrasts per phase: the spikes averaged over it (the spec's decoded spike states),
+# or each neuron's own analogue state averaged over it (less quantisation noise; measured in
+# benchmarks/conv_alignment.py).
+CONTRASTS = ("spikes", "analogue")
 
 
 class SpikingRelaxationState(NamedTuple):
@@ -40,6 +44,7 @@ class SpikingRelaxationState(NamedTuple):
     spikes: list[torch.Tensor]  # this step's spikes q_n
     phase_sum: list[torch.Tensor]  # spikes summed since the phase started
     phase_steps: int
+    rate_sum: list[torch.Tensor] | None = None  # analogue states summed (contrast "analogue")
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class SigmaDeltaSolver:
     decay: float = 0.8
     neuron: str = "sigma_delta"
     warm_start: bool = False
+    contrast: str = "spikes"
 
     def __post_init__(self) -> None:
         if not 0.0 < self.step_size <= 1.0:
@@ -59,6 +65,8 @@ class SigmaDeltaSolver:
             raise ValueError(f"decoder decay must be in [0, 1), got {self.decay}")
         if self.neuron not in NEURONS:
             raise ValueError(f"unknown neuron {self.neuron!r}; choose one of {list(NEURONS)}")
+        if self.contrast not in CONTRASTS:
+            raise ValueError(f"unknown contrast {self.contrast!r}; choose one of {list(CONTRASTS)}")
 
     def init(
         self, params, x: torch.Tensor, generator: torch.Generator | None = None
@@ -84,15 +92,19 @@ class SigmaDeltaSolver:
             neurons=[copy(neuron) for neuron in state.neurons],
             phase_sum=[torch.zeros_like(q) for q in state.spikes],
             phase_steps=0,
+            rate_sum=[torch.zeros_like(r) for r in state.rates]
+            if self.contrast == "analogue"
+            else None,
         )
 
     def readout(self, state: SpikingRelaxationState) -> list[torch.Tensor]:
-        """The states EP contrasts: each layer's spikes averaged over the current phase
-        (averaging over a whole nudged phase learns where a short running average is too
-        noisy at the sparse rates of a conv net)."""
+        """The states EP contrasts: each layer's spikes (or, contrast "analogue", its analogue
+        states) averaged over the current phase (averaging over a whole nudged phase learns
+        where a short running average is too noisy at the sparse rates of a conv net)."""
         if state.phase_steps == 0:
             return state.decoded
-        return [total / state.phase_steps for total in state.phase_sum]
+        sums = state.rate_sum if state.rate_sum is not None else state.phase_sum
+        return [total / state.phase_steps for total in sums]
 
     def output(self, state: SpikingRelaxationState) -> torch.Tensor:
         """The output layer's own analogue state (its neurons need no decoding)."""
@@ -123,7 +135,12 @@ class SigmaDeltaSolver:
             decoded.append(lam * a + (1.0 - lam) * q)
             spikes.append(q)
             sums.append(total + q)
-        return SpikingRelaxationState(rates, neurons, decoded, spikes, sums, state.phase_steps + 1)
+        rate_sum = None
+        if state.rate_sum is not None:
+            rate_sum = [total + r for total, r in zip(state.rate_sum, rates, strict=True)]
+        return SpikingRelaxationState(
+            rates, neurons, decoded, spikes, sums, state.phase_steps + 1, rate_sum
+        )
 
     relax = FixedPointSolver.relax  # the same no-graph loop over this solver's steps
 
