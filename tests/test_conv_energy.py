@@ -339,3 +339,22 @@ def test_solver_keys_the_dynamics_would_ignore_are_errors(config, override, mess
 
     with pytest.raises(ConfigError, match=message):
         load_config(config, [override])
+
+
+def test_analogue_contrast_reads_out_the_phase_averaged_analogue_states():
+    from eqspike.ep.sigma_delta import SigmaDeltaSolver
+
+    params, x, _ = _spiking_pool_problem("avg")
+    x_drive = params.input_drive(x)
+    spikes, analogue = SigmaDeltaSolver(0.5, 0.8), SigmaDeltaSolver(0.5, 0.8, contrast="analogue")
+    free = analogue.relax(params, x_drive, analogue.init(params, x), 20)
+    state, total = analogue.start_phase(free), None
+    for _ in range(10):
+        state = analogue.step(params, x_drive, state)
+        rates = state.rates
+        total = rates if total is None else [t + r for t, r in zip(total, rates, strict=True)]
+    for read, summed in zip(analogue.readout(state), total, strict=True):
+        torch.testing.assert_close(read, summed / 10)
+    same = spikes.relax(params, x_drive, spikes.start_phase(free._replace(rate_sum=None)), 10)
+    for read, counted in zip(spikes.readout(same), state.phase_sum, strict=True):
+        torch.testing.assert_close(read, counted / 10)  # same dynamics, spikes contrasted
