@@ -358,3 +358,20 @@ def test_analogue_contrast_reads_out_the_phase_averaged_analogue_states():
     same = spikes.relax(params, x_drive, spikes.start_phase(free._replace(rate_sum=None)), 10)
     for read, counted in zip(spikes.readout(same), state.phase_sum, strict=True):
         torch.testing.assert_close(read, counted / 10)  # same dynamics, spikes contrasted
+
+
+def test_one_sided_ep_contrasts_like_with_like_under_the_analogue_contrast():
+    """The free state's readout (one-sided EP contrasts against it) is averaged analogue states
+    too, not spikes."""
+    from eqspike.ep.sigma_delta import SigmaDeltaSolver
+
+    params, x, _ = _spiking_pool_problem("avg")
+    solver = SigmaDeltaSolver(0.5, 0.8, contrast="analogue")
+    x_drive = params.input_drive(x)
+    state, total = solver.init(params, x), None
+    for _ in range(15):
+        state = solver.step(params, x_drive, state)
+        rates = state.rates
+        total = rates if total is None else [t + r for t, r in zip(total, rates, strict=True)]
+    for read, summed in zip(solver.readout(state), total, strict=True):
+        torch.testing.assert_close(read, summed / 15)

@@ -82,7 +82,8 @@ class SigmaDeltaSolver:
         neurons = [encoder.init(z, generator) for z in zeros]
         decoded = [s.clone() for s in start]
         spikes, counts = [z.clone() for z in zeros], [z.clone() for z in zeros]
-        return SpikingRelaxationState(list(start), neurons, decoded, spikes, counts, 0)
+        rate_sum = [z.clone() for z in zeros] if self.contrast == "analogue" else None
+        return SpikingRelaxationState(list(start), neurons, decoded, spikes, counts, 0, rate_sum)
 
     def start_phase(self, state: SpikingRelaxationState) -> SpikingRelaxationState:
         """A phase's spike averages start from zero (the dynamics continue unchanged; Bernoulli
