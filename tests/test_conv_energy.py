@@ -341,6 +341,16 @@ def test_solver_keys_the_dynamics_would_ignore_are_errors(config, override, mess
         load_config(config, [override])
 
 
+def _run_summing_rates(solver, params, x_drive, state, steps):
+    """``steps`` solver steps from ``state``; the final state and its analogue states summed."""
+    total = None
+    for _ in range(steps):
+        state = solver.step(params, x_drive, state)
+        rates = state.rates
+        total = rates if total is None else [t + r for t, r in zip(total, rates, strict=True)]
+    return state, total
+
+
 def test_analogue_contrast_reads_out_the_phase_averaged_analogue_states():
     from eqspike.ep.sigma_delta import SigmaDeltaSolver
 
@@ -348,11 +358,7 @@ def test_analogue_contrast_reads_out_the_phase_averaged_analogue_states():
     x_drive = params.input_drive(x)
     spikes, analogue = SigmaDeltaSolver(0.5, 0.8), SigmaDeltaSolver(0.5, 0.8, contrast="analogue")
     free = analogue.relax(params, x_drive, analogue.init(params, x), 20)
-    state, total = analogue.start_phase(free), None
-    for _ in range(10):
-        state = analogue.step(params, x_drive, state)
-        rates = state.rates
-        total = rates if total is None else [t + r for t, r in zip(total, rates, strict=True)]
+    state, total = _run_summing_rates(analogue, params, x_drive, analogue.start_phase(free), 10)
     for read, summed in zip(analogue.readout(state), total, strict=True):
         torch.testing.assert_close(read, summed / 10)
     same = spikes.relax(params, x_drive, spikes.start_phase(free._replace(rate_sum=None)), 10)
@@ -368,10 +374,6 @@ def test_one_sided_ep_contrasts_like_with_like_under_the_analogue_contrast():
     params, x, _ = _spiking_pool_problem("avg")
     solver = SigmaDeltaSolver(0.5, 0.8, contrast="analogue")
     x_drive = params.input_drive(x)
-    state, total = solver.init(params, x), None
-    for _ in range(15):
-        state = solver.step(params, x_drive, state)
-        rates = state.rates
-        total = rates if total is None else [t + r for t, r in zip(total, rates, strict=True)]
+    state, total = _run_summing_rates(solver, params, x_drive, solver.init(params, x), 15)
     for read, summed in zip(solver.readout(state), total, strict=True):
         torch.testing.assert_close(read, summed / 15)
