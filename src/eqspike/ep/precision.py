@@ -39,7 +39,9 @@ class LowPrecisionDrives:
     def layer_drive(self, x_drive: torch.Tensor, acts: list[torch.Tensor], n: int) -> torch.Tensor:
         """∂Φ/∂s_n from the states cast to ``dtype`` (only layers n − 1 … n + 1 are read)."""
         low_acts = [a.to(self.dtype) if abs(k - n) <= 1 else a for k, a in enumerate(acts)]
-        return self.low.layer_drive(x_drive.to(self.dtype), low_acts, n).to(acts[n].dtype)
+        if n == 0:  # only the first layer reads the input's drive: cast it there, not every call
+            x_drive = x_drive.to(self.dtype)
+        return self.low.layer_drive(x_drive, low_acts, n).to(acts[n].dtype)
 
     def __getattr__(self, name: str) -> Any:
         # Everything but the drives (phi, param_grad_difference, init_state, flat, replaced,
