@@ -115,3 +115,21 @@ def test_a_negative_phase_with_beta_of_one_or_more_is_refused(variant):
     with pytest.raises(ConfigError, match="no stable equilibrium"):
         load_config("rate_ep/mnist", [f"estimator.kind={variant}", "estimator.beta=1.5"])
     EquilibriumPropagation(1.5, "one_sided")  # +β only: allowed
+
+
+def test_unsettled_free_phase_is_measured_and_warned():
+    """A free phase cut short shows in ``free_output_change``; the network warns about it."""
+    energy, x, labels = small_problem(0)
+    target = torch.nn.functional.one_hot(labels, 4).double()
+    solver = make_solver("continuous", 0.2)
+    estimator = make_estimator("centered", 0.1)
+    params = energy.params()
+    short = estimator.gradients(solver, params, x, target, Phases(3, 5)).stats
+    settled = estimator.gradients(solver, params, x, target, Phases(300, 5)).stats
+    assert short["free_output_change"] > 0.05
+    assert settled["free_output_change"] < 1e-4
+    net = EPNetwork(energy, solver, estimator, Phases(3, 5))
+    row = {"train_free_output_change": short["free_output_change"]}
+    (warning,) = net.activity_warnings(row)
+    assert "has not settled" in warning and "solver.free_steps (now 3)" in warning
+    assert net.activity_warnings({"train_free_output_change": settled["free_output_change"]}) == []
