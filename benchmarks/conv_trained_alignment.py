@@ -8,15 +8,21 @@ fell epoch after epoch with 40 free steps) and, on ``--batches`` batches of 16 t
 compares centred EP's update under several spiking and rate solver settings with the reference
 gradient: BPTT through the rate network (400 steps, the last 60 backpropagated). Metric: cosine
 with the reference, averaged over the parameter tensors and the batches (float64). Also the
-free phase's last-step relative change of the output layer for the rate settings.
+free phase's last-step relative change of the output layer for the rate settings, and the
+run's test accuracy (first ``--eval-samples`` images) with its own free phase and with a free
+phase of ``SETTLED_STEPS`` steps: a network that learned from unsettled free phases classifies
+with its transient, and loses accuracy once left to settle.
 
     python benchmarks/conv_trained_alignment.py --data-dir ../shared/data
+    python benchmarks/conv_trained_alignment.py --data-dir ../shared/data \
+        --run pretrained/conv-mnist-40steps
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +35,7 @@ from eqspike.train.api import load
 from eqspike.train.trainer import load_splits
 
 BATCH = 16
+SETTLED_STEPS = 200
 
 
 def settings() -> dict[str, tuple[object, Phases, float]]:
@@ -67,17 +74,35 @@ def output_settling(solver: FixedPointSolver, params, x: torch.Tensor, steps: in
     return float((last[-1] - state[-1]).norm() / last[-1].norm().clamp_min(1e-12))
 
 
+def accuracy(model, x: torch.Tensor, y: torch.Tensor, free_steps: int) -> float:
+    """The model's accuracy with its own solver run for ``free_steps`` free steps."""
+    params = model.relaxation_params()
+    correct = 0
+    with torch.no_grad():
+        for start in range(0, len(x), 500):
+            batch = model.prepare_input(x[start : start + 500])
+            output, _ = model.solver.free_output(params, batch, free_steps)
+            correct += int((output.argmax(1) == y[start : start + 500]).sum())
+    return correct / len(x)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--run", default=str(ROOT / "pretrained" / "conv-fashion-40steps"))
     parser.add_argument("--batches", type=int, default=6)
+    parser.add_argument("--eval-samples", type=int, default=2000)
     args = parser.parse_args()
     torch.set_num_threads(1)
     loaded = load(args.run)
+    test = load_splits(loaded.config, args.data_dir).test
+    x, y = test.x[: args.eval_samples], test.y[: args.eval_samples]
+    accuracies = {
+        steps: accuracy(loaded.model, x, y, steps)
+        for steps in (loaded.model.phases.free_steps, SETTLED_STEPS)
+    }
     net = loaded.model.double()
     params = net.energy.params()
-    test = load_splits(loaded.config, args.data_dir).test
     batches = []
     for k in range(args.batches):
         x = test.x[BATCH * k : BATCH * (k + 1)].double()
@@ -87,10 +112,13 @@ def main() -> None:
         )
         batches.append((x, target, reference.grads))
     metrics: dict[str, float | int | str] = {
-        "run": str(args.run),
+        "run": Path(args.run).name,
         "run_epochs": int(loaded.meta.get("epoch", 0)),
         "dataset": loaded.config.data.dataset,
     }
+    for steps, value in accuracies.items():
+        metrics[f"test_acc_free_steps_{steps}"] = value
+        print(f"test accuracy with {steps} free steps: {value:.2%}", flush=True)
     for name, (solver, phases, beta) in settings().items():
         start = time.perf_counter()
         estimator = EquilibriumPropagation(beta)
@@ -104,8 +132,9 @@ def main() -> None:
             metrics[f"{name}_output_change"] = sum(changes) / len(changes)
         seconds = time.perf_counter() - start
         print(f"{name:<44} cosine {metrics[f'{name}_cosine']:.3f}  ({seconds:.0f} s)", flush=True)
+    name = Path(args.run).name
     record(
-        "conv_trained_alignment",
+        "conv_trained_alignment" + ("" if name == "conv-fashion-40steps" else f"_{name}"),
         metrics,
         notes="Centred EP on a trained conv run (float64): mean cosine over parameter tensors "
         f"and {args.batches} batches of {BATCH} test images with the rate network's BPTT "
