@@ -132,3 +132,17 @@ def test_unsettled_free_phase_is_measured_and_warned():
     (warning,) = net.activity_warnings({"train_free_output_drift": short["free_output_drift"]})
     assert "has not settled" in warning and "solver.free_steps (now 8)" in warning
     assert net.activity_warnings({"train_free_output_drift": settled["free_output_drift"]}) == []
+
+
+@pytest.mark.parametrize("free_steps", [1, 2, 3, 5, 40])
+def test_settling_check_keeps_the_number_of_free_steps(free_steps):
+    """The drift windows are part of the free phase, not extra steps."""
+    energy, x, labels = small_problem(0)
+    target = torch.nn.functional.one_hot(labels, 4).double()
+    solver = make_solver("continuous", 0.3)
+    params = energy.params()
+    one_sided = make_estimator("one_sided", 0.1)
+    result = one_sided.gradients(solver, params, x, target, Phases(free_steps, 3))
+    expected = solver.relax(params, params.input_drive(x), solver.init(params, x), free_steps)
+    torch.testing.assert_close(result.output, expected[-1])
+    assert ("free_output_drift" in result.stats) == (free_steps >= 2)

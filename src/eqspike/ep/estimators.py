@@ -61,8 +61,9 @@ def free_phase(
 
 
 def drift_window(free_steps: int) -> int:
-    """Steps per window of the settling check: 10, or a quarter of a short free phase."""
-    return max(1, min(10, free_steps // 4))
+    """Steps per window of the settling check: 10, or a quarter of a short free phase (0: a
+    one-step free phase has no check)."""
+    return 0 if free_steps < 2 else max(1, min(10, free_steps // 4))
 
 
 def output_drift(earlier: torch.Tensor, later: torch.Tensor) -> float:
@@ -162,7 +163,7 @@ class EquilibriumPropagation(RecordingEstimator):
         x_drive, free = free_phase(solver, params, x, phases.free_steps - 2 * window, generator)
         window_means = []
         with torch.no_grad():
-            for _ in range(2):
+            for _ in range(2 if window else 0):
                 total = torch.zeros_like(solver.output(free))
                 for _ in range(window):
                     free = solver.step(params, x_drive, free)
@@ -188,7 +189,7 @@ class EquilibriumPropagation(RecordingEstimator):
                 x, solver.readout(state_a), solver.readout(state_b), scale
             )
         output = solver.output(free)
-        stats = {"free_output_drift": output_drift(*window_means)}
+        stats = {"free_output_drift": output_drift(*window_means)} if window else {}
         phase_stats = getattr(solver, "phase_stats", None)
         if phase_stats is not None:  # spiking solvers: events of the free and nudged phases
             stats |= phase_stats(free, "free_")

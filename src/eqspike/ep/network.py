@@ -107,7 +107,8 @@ class EPNetwork(nn.Module):
         return result
 
     def activity_warnings(self, row: dict[str, float]) -> list[str]:
-        """Layers whose spikes died out or saturated during the epoch's free phases."""
+        """A free phase that has not settled; layers whose spikes died out or saturated during
+        the epoch's free phases."""
         warnings = []
         steps = self.phases.free_steps
         drift = row.get("train_free_output_drift")
