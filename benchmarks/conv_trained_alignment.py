@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from common import ROOT, record
+from conv_alignment import mean_cosine
 
 from eqspike.ep.estimators import BackpropThroughTime, EquilibriumPropagation, Phases
 from eqspike.ep.sigma_delta import SigmaDeltaSolver
@@ -56,14 +56,6 @@ def settings() -> dict[str, tuple[object, Phases, float]]:
         "rate_eps0.5_T120_K40_beta0.3": (FixedPointSolver(0.5), Phases(120, 40), 0.3),
         "rate_eps1_T60_K20_beta0.3": (FixedPointSolver(1.0), Phases(60, 20), 0.3),
     }
-
-
-def mean_cosine(estimate, reference) -> float:
-    cosines = [
-        F.cosine_similarity(a.flatten(), b.flatten(), dim=0).item()
-        for a, b in zip(estimate.flat(), reference.flat(), strict=True)
-    ]
-    return sum(cosines) / len(cosines)
 
 
 def output_settling(solver: FixedPointSolver, params, x: torch.Tensor, steps: int) -> float:
