@@ -32,6 +32,7 @@ from eqspike.ep.estimators import BackpropThroughTime, EquilibriumPropagation, P
 from eqspike.ep.sigma_delta import SigmaDeltaSolver
 from eqspike.ep.solvers import FixedPointSolver
 from eqspike.train.api import load
+from eqspike.train.evaluate import evaluate_run
 from eqspike.train.trainer import load_splits
 
 BATCH = 16
@@ -66,18 +67,6 @@ def output_settling(solver: FixedPointSolver, params, x: torch.Tensor, steps: in
     return float((last[-1] - state[-1]).norm() / last[-1].norm().clamp_min(1e-12))
 
 
-def accuracy(model, x: torch.Tensor, y: torch.Tensor, free_steps: int) -> float:
-    """The model's accuracy with its own solver run for ``free_steps`` free steps."""
-    params = model.relaxation_params()
-    correct = 0
-    with torch.no_grad():
-        for start in range(0, len(x), 500):
-            batch = model.prepare_input(x[start : start + 500])
-            output, _ = model.solver.free_output(params, batch, free_steps)
-            correct += int((output.argmax(1) == y[start : start + 500]).sum())
-    return correct / len(x)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=None)
@@ -88,9 +77,13 @@ def main() -> None:
     torch.set_num_threads(1)
     loaded = load(args.run)
     test = load_splits(loaded.config, args.data_dir).test
-    x, y = test.x[: args.eval_samples], test.y[: args.eval_samples]
-    accuracies = {
-        steps: accuracy(loaded.model, x, y, steps)
+    accuracies = {  # the first --eval-samples test images, as `eqspike eval --set` does it
+        steps: evaluate_run(
+            args.run,
+            "test",
+            args.data_dir,
+            [f"solver.free_steps={steps}", f"data.test_subset={args.eval_samples}"],
+        )["accuracy"]
         for steps in (loaded.model.phases.free_steps, SETTLED_STEPS)
     }
     net = loaded.model.double()
