@@ -124,7 +124,7 @@ def test_causal_set_search_matches_brute_force_enumeration():
     t = torch.rand(30, 8, generator=g) * 3
     t[t > 2.6] = math.inf  # some silent inputs
     w = torch.randn(8, 6, generator=g) + 0.5
-    ours = first_spike_times(t, w, 1.0, 1, max_elements=50)  # tiny chunks on purpose
+    ours = first_spike_times(t, w, 1.0, 1, max_elements=50, block=3)  # tiny chunks on purpose
     expected = torch.full_like(ours, math.inf)
     for b in range(30):
         order = t[b].argsort()
@@ -241,7 +241,7 @@ def test_fast_equal_tau_backward_matches_the_general_one():
     w = (torch.randn(30, 12, generator=g) * 0.6 + 0.3).requires_grad_()
     t.requires_grad_()
     stats: dict = {}
-    out = spike_times(t, w, 1.0, 1, dw_guard=0.05, stats=stats, max_elements=64)
+    out = spike_times(t, w, 1.0, 1, dw_guard=0.05, stats=stats, max_elements=64, block=4)
     delta = torch.randn(out.shape, generator=g)
     out.backward(delta)
     grad_in, grad_w, dropped = spike_time_backward(
@@ -250,6 +250,39 @@ def test_fast_equal_tau_backward_matches_the_general_one():
     assert dropped == stats["guard_dropped"] and 0 < dropped < torch.isfinite(out).sum()
     torch.testing.assert_close(w.grad, grad_w)
     torch.testing.assert_close(t.grad, grad_in)
+
+
+@pytest.mark.parametrize("tau_ratio", [1, 2])
+def test_blocked_search_and_backward_do_not_depend_on_the_block_size(tau_ratio):
+    """The causal-set search visits the sorted inputs in blocks and the τ_m = τ_s backward
+    splits each block into fully causal pairs (matrix products) and pairs firing inside it
+    (masked): any block size, chunking and silent inputs must give the same times and
+    gradients as a single block."""
+    g = torch.Generator().manual_seed(5)
+    t = torch.rand(24, 40, generator=g) * 2.5
+    t[t > 2.2] = math.inf
+    t[3] = math.inf  # a sample with no input spike at all
+    w = torch.randn(40, 9, generator=g) * 0.5 + 0.25
+    delta = torch.randn(24, 9, generator=g)
+
+    def run(block: int, max_elements: int):
+        stats: dict = {}
+        t_, w_ = t.clone().requires_grad_(), w.clone().requires_grad_()
+        c = 1.0 / tau_ratio
+        out = spike_times(t_, w_, c, tau_ratio, 0.5, None, stats, max_elements, block)
+        out.backward(delta)
+        return out.detach(), t_.grad, w_.grad, stats["guard_dropped"]
+
+    reference = run(40, 1 << 30)  # one block
+    assert 0.3 < torch.isfinite(reference[0]).float().mean() < 0.97  # spiking and silent pairs
+    assert reference[3] > 0  # the dw guard drops some pairs
+    for block, max_elements in ((1, 7), (5, 16), (16, 1 << 20)):
+        out, grad_t, grad_w, dropped = run(block, max_elements)
+        assert torch.equal(torch.isinf(out), torch.isinf(reference[0]))
+        torch.testing.assert_close(out, reference[0], rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(grad_t, reference[1], rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(grad_w, reference[2], rtol=1e-10, atol=1e-12)
+        assert dropped == reference[3]
 
 
 def _yinyang_net(overrides: list[str] | None = None) -> TTFSNetwork:

@@ -14,8 +14,10 @@ every prefix's (a1, b / a2). The spike lies in the first inter-spike interval [t
 where the prefix-k potential reaches threshold: at the interval's end, or at its peak when the
 peak falls inside. Because the potential is continuous and below threshold at t_k, this is the
 spec's "smallest valid candidate" — found with one exponential per prefix and no Lambert W;
-W₀ (or the square root) is then evaluated once per (sample, neuron). Work is chunked over
-output neurons so that no temporary exceeds ``max_elements``.
+W₀ (or the square root) is then evaluated once per (sample, neuron). The sorted inputs are
+visited in blocks, and a (sample, neuron) pair leaves the search once it has crossed, so the
+work follows the causal sets' sizes rather than B·N_in·N_out; no temporary exceeds
+``max_elements``.
 
 Gradients (W = W₀ at the solution; both only over the causal set):
 
@@ -38,7 +40,8 @@ import torch
 from eqspike.ttfs.lambertw import lambertw0
 
 SUPPORTED_TAU_RATIOS = (1, 2)
-DEFAULT_MAX_ELEMENTS = 1 << 22  # per temporary (B x N_in x chunk): 32 MB in float64
+DEFAULT_MAX_ELEMENTS = 1 << 22  # per temporary: 32 MB in float64
+DEFAULT_BLOCK = 64  # sorted inputs visited per step of the causal-set search
 
 
 def check_tau_ratio(tau_ratio: float) -> int:
@@ -78,6 +81,7 @@ class _Sorted:
     next_times: torch.Tensor  # (B, I): t_{k+1}, +inf after the last
     exp_t: torch.Tensor  # e^{t}, 0 where t = inf
     t_exp_t: torch.Tensor  # t e^{t} (r = 1) or e^{t/2} (r = 2), 0 where t = inf
+    n_finite: torch.Tensor  # (B,): inputs that spike
 
 
 def _sort_inputs(times: torch.Tensor, tau_ratio: int) -> _Sorted:
@@ -88,7 +92,7 @@ def _sort_inputs(times: torch.Tensor, tau_ratio: int) -> _Sorted:
     second = safe * exp_t if tau_ratio == 1 else torch.where(finite, (safe / 2).exp(), 0.0)
     inf = torch.full_like(sorted_times[:, :1], math.inf)
     next_times = torch.cat([sorted_times[:, 1:], inf], dim=1)
-    return _Sorted(sorted_times, order, next_times, exp_t, second)
+    return _Sorted(sorted_times, order, next_times, exp_t, second, finite.sum(dim=1))
 
 
 def _chunks(batch: int, n_in: int, n_out: int, max_elements: int) -> list[slice]:
@@ -96,31 +100,26 @@ def _chunks(batch: int, n_in: int, n_out: int, max_elements: int) -> list[slice]
     return [slice(j, min(j + width, n_out)) for j in range(0, n_out, width)]
 
 
-def _first_crossing(
-    s: _Sorted, weights: torch.Tensor, c: torch.Tensor, tau_ratio: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """For one chunk of outputs: (has_spike, a1, second sum) at the first crossing interval.
+def _blocks(n_in: int, block: int) -> list[tuple[int, int]]:
+    return [(r0, min(r0 + block, n_in)) for r0 in range(0, n_in, block)]
 
-    ``weights`` (I, J), ``c`` broadcastable to (B, J). Returns tensors of shape (B, J).
-    Layout (B, J, I): the prefix sums and the search for the first crossing run along the
-    contiguous last axis (reductions along a middle axis are ~10x slower on CPU).
-    """
-    batch, n_in = s.order.shape
-    n_out = weights.shape[1]
-    index = s.order[:, None, :].expand(batch, n_out, n_in)
-    w_sorted = torch.gather(weights.t()[None].expand(batch, n_out, n_in), 2, index)
-    a1 = torch.cumsum(w_sorted * s.exp_t[:, None, :], dim=2)
-    second = torch.cumsum(w_sorted.mul_(s.t_exp_t[:, None, :]), dim=2)  # b or a2
-    del w_sorted
-    c3 = c.unsqueeze(2)  # (B or 1, J, 1)
-    t_k, t_next = s.times[:, None, :], s.next_times[:, None, :]
+
+def _crossing_mask(
+    a1: torch.Tensor,
+    second: torch.Tensor,
+    c: torch.Tensor,
+    t_k: torch.Tensor,
+    t_next: torch.Tensor,
+    tau_ratio: int,
+) -> torch.Tensor:
+    """Whether the prefix-k potential reaches threshold c inside [t_k, t_{k+1}) (all (Q, L))."""
     next_finite = torch.isfinite(t_next)
     t_next_safe = torch.where(next_finite, t_next, torch.zeros_like(t_next))
     positive = a1 > 0  # a1 <= 0: the potential never rises to threshold (NaNs below compare False)
     if tau_ratio == 1:
         # U(t) = e^{-t}(a1 t - b); at the interval's end (0 when there is none) ...
         decay_next = torch.where(next_finite, (-t_next_safe).exp(), torch.zeros_like(t_next))
-        crosses = (a1 * t_next_safe).sub_(second).mul_(decay_next) >= c3
+        crosses = (a1 * t_next_safe).sub_(second).mul_(decay_next) >= c
         # ... or at the peak t* = 1 + b/a1 (U* = a1 e^{-t*}) when it lies inside the interval;
         # rare, so U* is evaluated only there.
         ratio = second / a1
@@ -128,23 +127,70 @@ def _first_crossing(
         where = inside.nonzero(as_tuple=True)
         if where[0].numel():
             peak_value = a1[where] * torch.exp(-1.0 - ratio[where])
-            crosses[where] |= peak_value >= c3.expand_as(a1)[where]
-        del ratio, inside
-        crosses &= positive
-    else:
-        # U(x) = a2 x - a1 x², x = e^{-t/2} decreasing in t; peak x* = a2/(2 a1), U* = a2²/(4 a1).
-        a1_safe = torch.where(positive, a1, torch.ones_like(a1))
-        x_next = (-t_next_safe / 2).exp()
-        u_end = second * x_next - a1 * x_next * x_next
-        x_peak = second / (2 * a1_safe)
-        u_peak = second * second / (4 * a1_safe)
-        x_k = torch.where(torch.isfinite(t_k), (-t_k / 2).exp(), torch.zeros_like(t_k))
-        x_after = torch.where(next_finite, x_next, torch.zeros_like(x_next))
-        peak_inside = (x_peak > 0) & (x_peak <= x_k) & (x_peak > x_after)
-        crosses = positive & ((next_finite & (u_end >= c3)) | (peak_inside & (u_peak >= c3)))
-    first_hit, first = crosses.to(torch.uint8).max(dim=2, keepdim=True)  # first True (0 if none)
-    has_spike = first_hit.squeeze(2).bool()
-    return has_spike, a1.gather(2, first).squeeze(2), second.gather(2, first).squeeze(2)
+            crosses[where] |= peak_value >= c.expand_as(a1)[where]
+        return crosses & positive
+    # U(x) = a2 x - a1 x², x = e^{-t/2} decreasing in t; peak x* = a2/(2 a1), U* = a2²/(4 a1).
+    a1_safe = torch.where(positive, a1, torch.ones_like(a1))
+    x_next = (-t_next_safe / 2).exp()
+    u_end = second * x_next - a1 * x_next * x_next
+    x_peak = second / (2 * a1_safe)
+    u_peak = second * second / (4 * a1_safe)
+    x_k = torch.where(torch.isfinite(t_k), (-t_k / 2).exp(), torch.zeros_like(t_k))
+    x_after = torch.where(next_finite, x_next, torch.zeros_like(x_next))
+    peak_inside = (x_peak > 0) & (x_peak <= x_k) & (x_peak > x_after)
+    return positive & ((next_finite & (u_end >= c)) | (peak_inside & (u_peak >= c)))
+
+
+def _first_crossing(
+    s: _Sorted,
+    weights: torch.Tensor,
+    c: torch.Tensor,
+    tau_ratio: int,
+    max_elements: int,
+    block: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(has_spike, a1, second sum) at each (sample, neuron)'s first crossing interval, (B, J).
+
+    The sorted inputs are visited in blocks of ``block``; a (sample, neuron) pair leaves the
+    search at the block where it crosses, carrying its prefix sums from block to block. Neurons
+    fire after a fraction of their inputs (the trained MNIST hidden layer's causal sets hold 172
+    of 784 inputs on average), so the work is well below B·N_in·N_out.
+    """
+    batch, n_in = s.order.shape
+    n_out = weights.shape[1]
+    pairs = batch * n_out
+    options = {"dtype": s.exp_t.dtype, "device": s.exp_t.device}
+    flat_w = weights.reshape(-1)
+    c_flat = c.expand(batch, n_out).reshape(-1)
+    has_spike = torch.zeros(pairs, dtype=torch.bool, device=s.exp_t.device)
+    a1_at, second_at = torch.ones(pairs, **options), torch.zeros(pairs, **options)
+    base_a1, base_second = torch.zeros(pairs, **options), torch.zeros(pairs, **options)
+    pending = torch.arange(pairs, device=s.exp_t.device)
+    for r0, r1 in _blocks(n_in, block):
+        # a sample whose spiking inputs are used up cannot make its neurons spike any more
+        pending = pending[s.n_finite[pending // n_out] > r0]
+        if pending.numel() == 0:
+            break
+        still_pending = []
+        for q in pending.split(max(1, max_elements // (r1 - r0))):
+            b, j = q // n_out, q % n_out
+            w = flat_w[s.order[b, r0:r1] * n_out + j[:, None]]  # (Q, L) sorted weights
+            a1 = torch.cumsum(w * s.exp_t[b, r0:r1], dim=1).add_(base_a1[q, None])
+            second = torch.cumsum(w.mul_(s.t_exp_t[b, r0:r1]), dim=1).add_(base_second[q, None])
+            crosses = _crossing_mask(
+                a1, second, c_flat[q, None], s.times[b, r0:r1], s.next_times[b, r0:r1], tau_ratio
+            )
+            hit, first = crosses.to(torch.uint8).max(dim=1, keepdim=True)  # first True
+            hit = hit.squeeze(1).bool()
+            done = q[hit]
+            has_spike[done] = True
+            a1_at[done] = a1.gather(1, first).squeeze(1)[hit]
+            second_at[done] = second.gather(1, first).squeeze(1)[hit]
+            base_a1[q], base_second[q] = a1[:, -1], second[:, -1]
+            still_pending.append(q[~hit])
+        pending = torch.cat(still_pending)
+    shape = (batch, n_out)
+    return has_spike.view(shape), a1_at.view(shape), second_at.view(shape)
 
 
 def _closed_form(
@@ -165,11 +211,12 @@ def first_spike_times(
     c: torch.Tensor | float = 1.0,
     tau_ratio: int = 1,
     max_elements: int = DEFAULT_MAX_ELEMENTS,
+    block: int = DEFAULT_BLOCK,
 ) -> torch.Tensor:
     """Exact first-spike times ``(B, J)`` (+inf: no spike) of neurons with input spike times
     ``times`` ``(B, I)`` through ``weights`` ``(I, J)``; ``c = g_L θ`` per neuron or per
     (sample, neuron)."""
-    return _exact_pass(times, weights, c, check_tau_ratio(tau_ratio), max_elements)[0]
+    return _exact_pass(times, weights, c, check_tau_ratio(tau_ratio), max_elements, block)[0]
 
 
 def _exact_pass(
@@ -178,21 +225,33 @@ def _exact_pass(
     c: torch.Tensor | float,
     tau_ratio: int,
     max_elements: int,
+    block: int = DEFAULT_BLOCK,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Spike times and the causal-set sums (a1, b or a2) at them, which the backward reuses."""
     c = torch.as_tensor(c, dtype=times.dtype, device=times.device)
     c = c.expand(times.shape[0], weights.shape[1]) if c.dim() < 2 else c
     s = _sort_inputs(times, tau_ratio)
-    out = torch.full((times.shape[0], weights.shape[1]), math.inf, dtype=times.dtype)
-    out = out.to(times.device)
-    a1_all, second_all = torch.ones_like(out), torch.zeros_like(out)
-    for cols in _chunks(*times.shape, weights.shape[1], max_elements):
-        has_spike, a1, second = _first_crossing(s, weights[:, cols], c[:, cols], tau_ratio)
-        a1 = torch.where(has_spike, a1, torch.ones_like(a1))
-        spike = _closed_form(a1, second, c[:, cols], tau_ratio)
-        out[:, cols] = torch.where(has_spike & torch.isfinite(spike), spike, math.inf)
-        a1_all[:, cols], second_all[:, cols] = a1, second
-    return out, a1_all, second_all
+    has_spike, a1, second = _first_crossing(s, weights, c, tau_ratio, max_elements, block)
+    spike = _closed_form(a1, second, c, tau_ratio)
+    out = torch.where(has_spike & torch.isfinite(spike), spike, math.inf)
+    return out, a1, second
+
+
+def _largest_causal_term(sorted_times: torch.Tensor, out_times: torch.Tensor) -> torch.Tensor:
+    """max over causal inputs (t_i < T) of e^{t_i} (T - t_i), per (sample, neuron), (B, J).
+
+    f(t) = e^t (T - t) rises for t < T - 1 and falls after, so the maximum is at one of the two
+    inputs around T - 1: found by binary search instead of a (B, N_in, N_out) scan."""
+    n_in = sorted_times.shape[1]
+    pos = torch.searchsorted(sorted_times, (out_times - 1.0).contiguous())
+    largest = torch.zeros_like(out_times)
+    for index, valid in ((pos - 1, pos > 0), (pos, pos < n_in)):
+        t = sorted_times.gather(1, index.clamp(0, n_in - 1))
+        causal = valid & (t < out_times) & torch.isfinite(t)
+        t = torch.where(causal, t, torch.zeros_like(t))
+        term = torch.where(causal, t.exp() * (out_times - t), torch.zeros_like(t))
+        largest = torch.maximum(largest, term)
+    return largest
 
 
 def _backward_equal_taus(
@@ -204,38 +263,70 @@ def _backward_equal_taus(
     grad_out: torch.Tensor,
     dw_guard: float | None,
     max_elements: int,
+    block: int = DEFAULT_BLOCK,
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """τ_m = τ_s backward with the forward's causal sums: with g_j = δ_j / (a1 (1 + W)) and
     P_ij = [t_i < T_j] e^{t_i} (T_j - t_i),
 
         ∂L/∂w_ij = -Σ_b P_ij g_j,   ∂L/∂t_i = -Σ_j w_ij (P_ij - [t_i < T_j] e^{t_i}) g_j.
+
+    Blocked over the time-sorted inputs: for the (sample, neuron) pairs that fire after a
+    block's last input, the whole block is causal and its share is two matrix products
+    (e^{t} and t e^{t} scattered to their input columns, against T g and g); only the pairs
+    that fire inside a block need the per-input mask there (each pair in at most one block).
     """
     batch, n_in = times.shape
+    n_out = weights.shape[1]
     spiking = torch.isfinite(out_times)
     out_safe = torch.where(spiking, out_times, torch.zeros_like(out_times))  # nothing causal
     lambert = b / a1 - out_safe
     g = torch.where(spiking, grad_out / (a1 * (1.0 + lambert)), torch.zeros_like(grad_out))
-    finite_in = torch.isfinite(times)
-    t_safe = torch.where(finite_in, times, torch.full_like(times, math.inf))
-    exp_t = torch.where(finite_in, t_safe.clamp(max=700).exp(), torch.zeros_like(times))
-    grad_in = torch.zeros_like(times)
-    grad_w = torch.zeros_like(weights)
+    sorted_times, order = times.sort(dim=1)
+    finite = torch.isfinite(sorted_times)
+    t_safe = torch.where(finite, sorted_times, torch.zeros_like(sorted_times))
+    exp_t = torch.where(finite, t_safe.clamp(max=700).exp(), torch.zeros_like(t_safe))
     dropped = 0
-    for cols in _chunks(batch, n_in, weights.shape[1], max_elements):
-        t_out = out_safe[:, None, cols]
-        causal = t_safe[:, :, None] < t_out  # (B, I, J); never true for silent outputs
-        gap = torch.where(finite_in, times, torch.zeros_like(times))[:, :, None]
-        p = (t_out - gap).mul_(exp_t[:, :, None]).mul_(causal)
-        g_chunk = g[:, cols]
-        if dw_guard is not None:
-            too_big = p.abs().amax(dim=1) * g_chunk.abs() > dw_guard
-            dropped += int(too_big.sum())
-            g_chunk = torch.where(too_big, torch.zeros_like(g_chunk), g_chunk)
-        g3 = g_chunk[:, None, :]
-        grad_w[:, cols] = -(p * g3).sum(0)
-        w = weights[:, cols]
-        e_causal = causal * exp_t[:, :, None]
-        grad_in -= ((p - e_causal).mul_(g3) * w).sum(2)
+    if dw_guard is not None:
+        too_big = _largest_causal_term(sorted_times, out_safe) * g.abs() > dw_guard
+        dropped = int(too_big.sum())
+        g = torch.where(too_big, torch.zeros_like(g), g)
+    u = out_safe * g  # P g = e^{t} (u - t g) over the causal set
+    grad_w = torch.zeros_like(weights)
+    grad_sorted = torch.zeros_like(times)  # ∂L/∂t in sorted order
+    flat_w = weights.reshape(-1)
+    for r0, r1 in _blocks(n_in, block):
+        if not bool(finite[:, r0].any()):
+            break  # only silent inputs left
+        block_t = sorted_times[:, r0:r1]
+        last = torch.where(finite[:, r0:r1], block_t, -math.inf).amax(dim=1, keepdim=True)
+        full = spiking & (last < out_safe)
+        partial = spiking & ~full & (block_t[:, :1] < out_safe)
+        e_blk, te_blk, cols = exp_t[:, r0:r1], t_safe[:, r0:r1] * exp_t[:, r0:r1], order[:, r0:r1]
+        if bool(full.any()):
+            fu, fg = u * full, g * full
+            scattered = torch.zeros(2 * batch, n_in, dtype=times.dtype, device=times.device)
+            scattered.scatter_(1, cols.repeat(2, 1), torch.cat([e_blk, -te_blk]))
+            grad_w -= scattered.t() @ torch.cat([fu, fg])  # Σ_b e (T g) - t e g
+            sums = torch.cat([fu - fg, fg]) @ weights.t()  # Σ_j w_ij (T-1) g, Σ_j w_ij g
+            at_cols = sums.view(2, batch, n_in).gather(2, cols.expand(2, -1, -1))
+            grad_sorted[:, r0:r1] -= e_blk * (at_cols[0] - t_safe[:, r0:r1] * at_cols[1])
+        pb, pj = partial.nonzero(as_tuple=True)
+        for q in torch.arange(pb.numel(), device=times.device).split(
+            max(1, max_elements // (r1 - r0))
+        ):
+            qb, qj = pb[q], pj[q]
+            t_out, g_q = out_safe[qb, qj, None], g[qb, qj, None]
+            t_q = t_safe[qb, r0:r1]
+            e_q = exp_t[qb, r0:r1] * (sorted_times[qb, r0:r1] < t_out)
+            w_index = cols[qb] * n_out + qj[:, None]
+            term = e_q * (t_out - t_q) * g_q  # P g
+            grad_w.view(-1).index_put_((w_index.reshape(-1),), -term.reshape(-1), accumulate=True)
+            d_t = flat_w[w_index] * (term - e_q * g_q)
+            in_index = qb[:, None] * n_in + torch.arange(r0, r1, device=times.device)
+            grad_sorted.view(-1).index_put_(
+                (in_index.reshape(-1),), -d_t.reshape(-1), accumulate=True
+            )
+    grad_in = torch.zeros_like(times).scatter_(1, order, grad_sorted)
     return grad_in, grad_w, dropped
 
 
@@ -321,22 +412,23 @@ class FirstSpikeTime(torch.autograd.Function):
         out_times: torch.Tensor | None,
         stats: dict | None,
         max_elements: int,
+        block: int,
     ) -> torch.Tensor:
         sums = None
         if out_times is None:
-            out_times, a1, second = _exact_pass(times, weights, c, tau_ratio, max_elements)
+            out_times, a1, second = _exact_pass(times, weights, c, tau_ratio, max_elements, block)
             sums = (a1, second)
         ctx.save_for_backward(times, weights, out_times, c, *(sums or ()))
-        ctx.config = (tau_ratio, dw_guard, stats, max_elements)
+        ctx.config = (tau_ratio, dw_guard, stats, max_elements, block)
         return out_times
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
         times, weights, out_times, c, *sums = ctx.saved_tensors
-        tau_ratio, dw_guard, stats, max_elements = ctx.config
+        tau_ratio, dw_guard, stats, max_elements, block = ctx.config
         if tau_ratio == 1 and sums:
             grad_in, grad_w, dropped = _backward_equal_taus(
-                times, weights, out_times, *sums, grad_out, dw_guard, max_elements
+                times, weights, out_times, *sums, grad_out, dw_guard, max_elements, block
             )
         else:
             grad_in, grad_w, dropped = spike_time_backward(
@@ -344,7 +436,7 @@ class FirstSpikeTime(torch.autograd.Function):
             )
         if stats is not None:
             stats["guard_dropped"] = stats.get("guard_dropped", 0) + dropped
-        return grad_in, grad_w, None, None, None, None, None, None
+        return grad_in, grad_w, None, None, None, None, None, None, None
 
 
 def spike_times(
@@ -356,8 +448,10 @@ def spike_times(
     out_times: torch.Tensor | None = None,
     stats: dict | None = None,
     max_elements: int = DEFAULT_MAX_ELEMENTS,
+    block: int = DEFAULT_BLOCK,
 ) -> torch.Tensor:
-    """Differentiable first-spike times (see :class:`FirstSpikeTime`)."""
+    """Differentiable first-spike times (see :class:`FirstSpikeTime`); ``block``: sorted
+    inputs per step of the causal-set search (speed only, any value gives the same result)."""
     tau_ratio = check_tau_ratio(tau_ratio)
     c = torch.as_tensor(c, dtype=times.dtype, device=times.device)
     if c.dim() == 0:
@@ -365,5 +459,5 @@ def spike_times(
     elif c.dim() == 1:
         c = c[None]
     return FirstSpikeTime.apply(
-        times, weights, c, tau_ratio, dw_guard, out_times, stats, max_elements
+        times, weights, c, tau_ratio, dw_guard, out_times, stats, max_elements, block
     )
