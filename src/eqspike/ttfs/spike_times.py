@@ -42,6 +42,8 @@ from eqspike.ttfs.lambertw import lambertw0
 SUPPORTED_TAU_RATIOS = (1, 2)
 DEFAULT_MAX_ELEMENTS = 1 << 22  # per temporary: 32 MB in float64
 DEFAULT_BLOCK = 64  # sorted inputs visited per step of the causal-set search
+SMALL_LAYER = 1 << 18  # B·N_in·N_out up to which one block is faster (per-block overheads)
+DENSE_FRACTION = 0.5  # above this share of pairs in play, a block runs over all pairs at once
 
 
 def check_tau_ratio(tau_ratio: float) -> int:
@@ -96,11 +98,16 @@ def _sort_inputs(times: torch.Tensor, tau_ratio: int) -> _Sorted:
 
 
 def _chunks(batch: int, n_in: int, n_out: int, max_elements: int) -> list[slice]:
+    """Slices of range(n_out) whose (batch, n_in, width) temporaries hold <= max_elements."""
     width = max(1, min(n_out, max_elements // max(1, batch * n_in)))
     return [slice(j, min(j + width, n_out)) for j in range(0, n_out, width)]
 
 
-def _blocks(n_in: int, block: int) -> list[tuple[int, int]]:
+def _blocks(batch: int, n_in: int, n_out: int, block: int | None) -> list[tuple[int, int]]:
+    """Ranges of sorted-input ranks visited together; ``block`` None: DEFAULT_BLOCK, or all
+    inputs at once for a small layer."""
+    if block is None:
+        block = n_in if batch * n_in * n_out <= SMALL_LAYER else DEFAULT_BLOCK
     return [(r0, min(r0 + block, n_in)) for r0 in range(0, n_in, block)]
 
 
@@ -147,50 +154,64 @@ def _first_crossing(
     c: torch.Tensor,
     tau_ratio: int,
     max_elements: int,
-    block: int,
+    block: int | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(has_spike, a1, second sum) at each (sample, neuron)'s first crossing interval, (B, J).
 
     The sorted inputs are visited in blocks of ``block``; a (sample, neuron) pair leaves the
     search at the block where it crosses, carrying its prefix sums from block to block. Neurons
     fire after a fraction of their inputs (the trained MNIST hidden layer's causal sets hold 172
-    of 784 inputs on average), so the work is well below B·N_in·N_out.
+    of 784 inputs on average), so the work is well below B·N_in·N_out. While most pairs are
+    still searching, a block runs over all of them in a (B, J, L) layout that broadcasts the
+    per-input terms; later blocks gather the rows of the pairs left.
     """
     batch, n_in = s.order.shape
     n_out = weights.shape[1]
-    pairs = batch * n_out
     options = {"dtype": s.exp_t.dtype, "device": s.exp_t.device}
     flat_w = weights.reshape(-1)
-    c_flat = c.expand(batch, n_out).reshape(-1)
-    has_spike = torch.zeros(pairs, dtype=torch.bool, device=s.exp_t.device)
-    a1_at, second_at = torch.ones(pairs, **options), torch.zeros(pairs, **options)
-    base_a1, base_second = torch.zeros(pairs, **options), torch.zeros(pairs, **options)
-    pending = torch.arange(pairs, device=s.exp_t.device)
-    for r0, r1 in _blocks(n_in, block):
+    has_spike = torch.zeros(batch, n_out, dtype=torch.bool, device=s.exp_t.device)
+    searching = torch.ones_like(has_spike)
+    a1_at, second_at = torch.ones(batch, n_out, **options), torch.zeros(batch, n_out, **options)
+    base_a1, base_second = torch.zeros_like(a1_at), torch.zeros_like(a1_at)
+
+    def search(select, w, exp_t, t_exp_t, t_k, t_next, c_q) -> None:
+        """The pairs ``select`` indexes (in (B, J)), sorted weights ``w`` (..., L), one block."""
+        a1 = torch.cumsum(w * exp_t, dim=-1)
+        second = torch.cumsum(w.mul_(t_exp_t), dim=-1)
+        if not first_block:  # carry the sums; pairs that already fired are out
+            a1.add_(base_a1[select].unsqueeze(-1))
+            second.add_(base_second[select].unsqueeze(-1))
+        crosses = _crossing_mask(a1, second, c_q, t_k, t_next, tau_ratio)
+        if not first_block:
+            crosses &= searching[select].unsqueeze(-1)
+        hit, first = crosses.to(torch.uint8).max(dim=-1, keepdim=True)  # first True
+        hit = hit.squeeze(-1).bool()
+        has_spike[select] |= hit
+        searching[select] &= ~hit
+        for at, sums in ((a1_at, a1), (second_at, second)):
+            at[select] = torch.where(hit, sums.gather(-1, first).squeeze(-1), at[select])
+        base_a1[select], base_second[select] = a1[..., -1], second[..., -1]
+
+    for r0, r1 in _blocks(batch, n_in, n_out, block):
+        first_block = r0 == 0  # (a silent sample's pairs cannot cross: a1 = 0)
         # a sample whose spiking inputs are used up cannot make its neurons spike any more
-        pending = pending[s.n_finite[pending // n_out] > r0]
-        if pending.numel() == 0:
+        searching &= (s.n_finite > r0)[:, None]
+        left = int(searching.sum())
+        if left == 0:
             break
-        still_pending = []
-        for q in pending.split(max(1, max_elements // (r1 - r0))):
-            b, j = q // n_out, q % n_out
-            w = flat_w[s.order[b, r0:r1] * n_out + j[:, None]]  # (Q, L) sorted weights
-            a1 = torch.cumsum(w * s.exp_t[b, r0:r1], dim=1).add_(base_a1[q, None])
-            second = torch.cumsum(w.mul_(s.t_exp_t[b, r0:r1]), dim=1).add_(base_second[q, None])
-            crosses = _crossing_mask(
-                a1, second, c_flat[q, None], s.times[b, r0:r1], s.next_times[b, r0:r1], tau_ratio
-            )
-            hit, first = crosses.to(torch.uint8).max(dim=1, keepdim=True)  # first True
-            hit = hit.squeeze(1).bool()
-            done = q[hit]
-            has_spike[done] = True
-            a1_at[done] = a1.gather(1, first).squeeze(1)[hit]
-            second_at[done] = second.gather(1, first).squeeze(1)[hit]
-            base_a1[q], base_second[q] = a1[:, -1], second[:, -1]
-            still_pending.append(q[~hit])
-        pending = torch.cat(still_pending)
-    shape = (batch, n_out)
-    return has_spike.view(shape), a1_at.view(shape), second_at.view(shape)
+        per_input = [x[:, r0:r1] for x in (s.exp_t, s.t_exp_t, s.times, s.next_times)]
+        if left > DENSE_FRACTION * batch * n_out:
+            for cols in _chunks(batch, r1 - r0, n_out, max_elements):
+                index = s.order[:, None, r0:r1].expand(batch, cols.stop - cols.start, r1 - r0)
+                w = torch.gather(weights.t()[None, cols].expand(batch, -1, -1), 2, index)
+                search((slice(None), cols), w, *(x[:, None] for x in per_input), c[:, cols, None])
+        else:
+            width = max(1, max_elements // (r1 - r0))
+            pairs = searching.nonzero(as_tuple=True)
+            for b, j in zip(pairs[0].split(width), pairs[1].split(width), strict=True):
+                w = flat_w[s.order[b, r0:r1] * n_out + j[:, None]]  # (Q, L) sorted weights
+                search((b, j), w, *(x[b] for x in per_input), c[b, j, None])
+    return has_spike, a1_at, second_at
 
 
 def _closed_form(
@@ -211,7 +232,7 @@ def first_spike_times(
     c: torch.Tensor | float = 1.0,
     tau_ratio: int = 1,
     max_elements: int = DEFAULT_MAX_ELEMENTS,
-    block: int = DEFAULT_BLOCK,
+    block: int | None = None,
 ) -> torch.Tensor:
     """Exact first-spike times ``(B, J)`` (+inf: no spike) of neurons with input spike times
     ``times`` ``(B, I)`` through ``weights`` ``(I, J)``; ``c = g_L θ`` per neuron or per
@@ -225,16 +246,17 @@ def _exact_pass(
     c: torch.Tensor | float,
     tau_ratio: int,
     max_elements: int,
-    block: int = DEFAULT_BLOCK,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Spike times and the causal-set sums (a1, b or a2) at them, which the backward reuses."""
+    block: int | None = None,
+) -> tuple[torch.Tensor, ...]:
+    """Spike times, the causal-set sums (a1, b or a2) at them and the sorted input times and
+    their order: what the backward reuses."""
     c = torch.as_tensor(c, dtype=times.dtype, device=times.device)
-    c = c.expand(times.shape[0], weights.shape[1]) if c.dim() < 2 else c
+    c = c.expand(times.shape[0], weights.shape[1])  # per neuron or per (sample, neuron)
     s = _sort_inputs(times, tau_ratio)
     has_spike, a1, second = _first_crossing(s, weights, c, tau_ratio, max_elements, block)
     spike = _closed_form(a1, second, c, tau_ratio)
     out = torch.where(has_spike & torch.isfinite(spike), spike, math.inf)
-    return out, a1, second
+    return out, a1, second, s.times, s.order
 
 
 def _largest_causal_term(sorted_times: torch.Tensor, out_times: torch.Tensor) -> torch.Tensor:
@@ -254,16 +276,33 @@ def _largest_causal_term(sorted_times: torch.Tensor, out_times: torch.Tensor) ->
     return largest
 
 
+def _masked_terms(
+    times: torch.Tensor, out_times: torch.Tensor, g: torch.Tensor, weights: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """P_ij g_j (B, L, J) and Σ_j w_ij (P_ij - [t_i < T_j] e^{t_i}) g_j (B, L) for inputs
+    ``times`` (B, L) (+inf: silent), pairs firing at ``out_times`` (B, J) (0 where silent, so
+    that nothing is causal) with factors ``g`` (B, J), and ``weights`` (1 or B, L, J)."""
+    finite = torch.isfinite(times)
+    t = torch.where(finite, times, torch.zeros_like(times))
+    e = torch.where(finite, t.clamp(max=700).exp(), torch.zeros_like(t))
+    t_out, g3 = out_times[:, None, :], g[:, None, :]
+    e_causal = e[..., None] * (times[..., None] < t_out)
+    term = (t_out - t[..., None]).mul_(e_causal).mul_(g3)
+    return term, (term - e_causal * g3).mul_(weights).sum(2)
+
+
 def _backward_equal_taus(
     times: torch.Tensor,
     weights: torch.Tensor,
     out_times: torch.Tensor,
     a1: torch.Tensor,
     b: torch.Tensor,
+    sorted_times: torch.Tensor,
+    order: torch.Tensor,
     grad_out: torch.Tensor,
     dw_guard: float | None,
     max_elements: int,
-    block: int = DEFAULT_BLOCK,
+    block: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """τ_m = τ_s backward with the forward's causal sums: with g_j = δ_j / (a1 (1 + W)) and
     P_ij = [t_i < T_j] e^{t_i} (T_j - t_i),
@@ -281,7 +320,6 @@ def _backward_equal_taus(
     out_safe = torch.where(spiking, out_times, torch.zeros_like(out_times))  # nothing causal
     lambert = b / a1 - out_safe
     g = torch.where(spiking, grad_out / (a1 * (1.0 + lambert)), torch.zeros_like(grad_out))
-    sorted_times, order = times.sort(dim=1)
     finite = torch.isfinite(sorted_times)
     t_safe = torch.where(finite, sorted_times, torch.zeros_like(sorted_times))
     exp_t = torch.where(finite, t_safe.clamp(max=700).exp(), torch.zeros_like(t_safe))
@@ -290,11 +328,19 @@ def _backward_equal_taus(
         too_big = _largest_causal_term(sorted_times, out_safe) * g.abs() > dw_guard
         dropped = int(too_big.sum())
         g = torch.where(too_big, torch.zeros_like(g), g)
-    u = out_safe * g  # P g = e^{t} (u - t g) over the causal set
     grad_w = torch.zeros_like(weights)
+    blocks = _blocks(batch, n_in, n_out, block)
+    if len(blocks) == 1:  # one block: the mask over every pair, in the inputs' own order
+        grad_in = torch.zeros_like(times)
+        for cols in _chunks(batch, n_in, n_out, max_elements):
+            term, d_t = _masked_terms(times, out_safe[:, cols], g[:, cols], weights[None, :, cols])
+            grad_w[:, cols] = -term.sum(0)
+            grad_in -= d_t
+        return grad_in, grad_w, dropped
+    u = out_safe * g  # P g = e^{t} (u - t g) over the causal set
     grad_sorted = torch.zeros_like(times)  # ∂L/∂t in sorted order
     flat_w = weights.reshape(-1)
-    for r0, r1 in _blocks(n_in, block):
+    for r0, r1 in blocks:
         if not bool(finite[:, r0].any()):
             break  # only silent inputs left
         block_t = sorted_times[:, r0:r1]
@@ -302,6 +348,19 @@ def _backward_equal_taus(
         full = spiking & (last < out_safe)
         partial = spiking & ~full & (block_t[:, :1] < out_safe)
         e_blk, te_blk, cols = exp_t[:, r0:r1], t_safe[:, r0:r1] * exp_t[:, r0:r1], order[:, r0:r1]
+        if int(partial.sum()) > DENSE_FRACTION * int(spiking.sum()):
+            # most pairs fire inside this block: the mask over all of them at once
+            for rows in _chunks(r1 - r0, n_out, batch, max_elements):
+                w_rows = weights.index_select(0, cols[rows].reshape(-1))
+                term, d_t = _masked_terms(
+                    sorted_times[rows, r0:r1],
+                    out_safe[rows],
+                    g[rows],
+                    w_rows.view(-1, r1 - r0, n_out),
+                )
+                grad_w.index_add_(0, cols[rows].reshape(-1), -term.view(-1, n_out))
+                grad_sorted[rows, r0:r1] -= d_t
+            continue
         if bool(full.any()):
             fu, fg = u * full, g * full
             scattered = torch.zeros(2 * batch, n_in, dtype=times.dtype, device=times.device)
@@ -412,12 +471,11 @@ class FirstSpikeTime(torch.autograd.Function):
         out_times: torch.Tensor | None,
         stats: dict | None,
         max_elements: int,
-        block: int,
+        block: int | None,
     ) -> torch.Tensor:
         sums = None
         if out_times is None:
-            out_times, a1, second = _exact_pass(times, weights, c, tau_ratio, max_elements, block)
-            sums = (a1, second)
+            out_times, *sums = _exact_pass(times, weights, c, tau_ratio, max_elements, block)
         ctx.save_for_backward(times, weights, out_times, c, *(sums or ()))
         ctx.config = (tau_ratio, dw_guard, stats, max_elements, block)
         return out_times
@@ -448,7 +506,7 @@ def spike_times(
     out_times: torch.Tensor | None = None,
     stats: dict | None = None,
     max_elements: int = DEFAULT_MAX_ELEMENTS,
-    block: int = DEFAULT_BLOCK,
+    block: int | None = None,
 ) -> torch.Tensor:
     """Differentiable first-spike times (see :class:`FirstSpikeTime`); ``block``: sorted
     inputs per step of the causal-set search (speed only, any value gives the same result)."""
