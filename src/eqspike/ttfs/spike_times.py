@@ -276,18 +276,27 @@ def _largest_causal_term(sorted_times: torch.Tensor, out_times: torch.Tensor) ->
     return largest
 
 
-def _masked_terms(
-    times: torch.Tensor, out_times: torch.Tensor, g: torch.Tensor, weights: torch.Tensor
+def _causal_terms(
+    times: torch.Tensor, out_times: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """P_ij g_j (B, L, J) and Σ_j w_ij (P_ij - [t_i < T_j] e^{t_i}) g_j (B, L) for inputs
-    ``times`` (B, L) (+inf: silent), pairs firing at ``out_times`` (B, J) (0 where silent, so
-    that nothing is causal) with factors ``g`` (B, J), and ``weights`` (1 or B, L, J)."""
+    """P_ij = [t_i < T_j] e^{t_i} (T_j - t_i) and [t_i < T_j] e^{t_i}, both (B, L, J), for
+    inputs ``times`` (B, L) (+inf: silent) and pairs firing at ``out_times`` (B, J) (0 where
+    silent, so that nothing is causal)."""
     finite = torch.isfinite(times)
     t = torch.where(finite, times, torch.zeros_like(times))
     e = torch.where(finite, t.clamp(max=700).exp(), torch.zeros_like(t))
-    t_out, g3 = out_times[:, None, :], g[:, None, :]
+    t_out = out_times[:, None, :]
     e_causal = e[..., None] * (times[..., None] < t_out)
-    term = (t_out - t[..., None]).mul_(e_causal).mul_(g3)
+    return (t_out - t[..., None]).mul_(e_causal), e_causal
+
+
+def _masked_grads(
+    p: torch.Tensor, e_causal: torch.Tensor, g: torch.Tensor, weights: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """P_ij g_j (B, L, J) and Σ_j w_ij (P_ij - [t_i < T_j] e^{t_i}) g_j (B, L); ``weights``
+    (1 or B, L, J)."""
+    g3 = g[:, None, :]
+    term = p.mul_(g3)
     return term, (term - e_causal * g3).mul_(weights).sum(2)
 
 
@@ -324,19 +333,25 @@ def _backward_equal_taus(
     t_safe = torch.where(finite, sorted_times, torch.zeros_like(sorted_times))
     exp_t = torch.where(finite, t_safe.clamp(max=700).exp(), torch.zeros_like(t_safe))
     dropped = 0
-    if dw_guard is not None:
-        too_big = _largest_causal_term(sorted_times, out_safe) * g.abs() > dw_guard
-        dropped = int(too_big.sum())
-        g = torch.where(too_big, torch.zeros_like(g), g)
     grad_w = torch.zeros_like(weights)
     blocks = _blocks(batch, n_in, n_out, block)
     if len(blocks) == 1:  # one block: the mask over every pair, in the inputs' own order
         grad_in = torch.zeros_like(times)
         for cols in _chunks(batch, n_in, n_out, max_elements):
-            term, d_t = _masked_terms(times, out_safe[:, cols], g[:, cols], weights[None, :, cols])
+            p, e_causal = _causal_terms(times, out_safe[:, cols])
+            g_cols = g[:, cols]
+            if dw_guard is not None:
+                too_big = p.amax(dim=1) * g_cols.abs() > dw_guard
+                dropped += int(too_big.sum())
+                g_cols = torch.where(too_big, torch.zeros_like(g_cols), g_cols)
+            term, d_t = _masked_grads(p, e_causal, g_cols, weights[None, :, cols])
             grad_w[:, cols] = -term.sum(0)
             grad_in -= d_t
         return grad_in, grad_w, dropped
+    if dw_guard is not None:
+        too_big = _largest_causal_term(sorted_times, out_safe) * g.abs() > dw_guard
+        dropped = int(too_big.sum())
+        g = torch.where(too_big, torch.zeros_like(g), g)
     u = out_safe * g  # P g = e^{t} (u - t g) over the causal set
     grad_sorted = torch.zeros_like(times)  # ∂L/∂t in sorted order
     flat_w = weights.reshape(-1)
@@ -352,12 +367,9 @@ def _backward_equal_taus(
             # most pairs fire inside this block: the mask over all of them at once
             for rows in _chunks(r1 - r0, n_out, batch, max_elements):
                 w_rows = weights.index_select(0, cols[rows].reshape(-1))
-                term, d_t = _masked_terms(
-                    sorted_times[rows, r0:r1],
-                    out_safe[rows],
-                    g[rows],
-                    w_rows.view(-1, r1 - r0, n_out),
-                )
+                p, e_causal = _causal_terms(sorted_times[rows, r0:r1], out_safe[rows])
+                w_rows = w_rows.view(-1, r1 - r0, n_out)
+                term, d_t = _masked_grads(p, e_causal, g[rows], w_rows)
                 grad_w.index_add_(0, cols[rows].reshape(-1), -term.view(-1, n_out))
                 grad_sorted[rows, r0:r1] -= d_t
             continue
