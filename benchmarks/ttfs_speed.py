@@ -80,6 +80,7 @@ def training_speed(name: str, data_dir, batches: int) -> float:
     optimizer = torch.optim.Adam(net.parameters(), lr=config.optimizer.lr)
     size = config.data.batch_size
     x, y = splits.train.x.to(torch.float64), splits.train.y
+    batches = min(batches, len(y) // size)  # full batches only (Yin-Yang has 5000 samples)
     chunks = [(x[i * size : (i + 1) * size], y[i * size : (i + 1) * size]) for i in range(batches)]
 
     def step(xb, yb):

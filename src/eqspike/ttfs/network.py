@@ -222,6 +222,8 @@ class TTFSNetwork(nn.Module):
         self, x: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None
     ) -> TTFSStepResult:
         """Exact-gradient step; or, when a layer has too many silent neurons, a weight bump."""
+        if len(labels) == 0:
+            raise ValueError("learning_step got an empty batch; pass at least one sample.")
         self.train()
         generator = generator or torch.Generator().manual_seed(0)
         stats: dict[str, float] = {"guard_dropped": 0}
