@@ -70,6 +70,11 @@ def record(
 
 
 def _fmt(value: Any) -> str:
+    if isinstance(value, dict):
+        if len(value) <= 4 and all(isinstance(v, int | float | str) for v in value.values()):
+            return ", ".join(f"{k}={_fmt(v)}" for k, v in value.items())
+        # nested details (assumptions, hardware): too wide for a table
+        return "(" + ", ".join(list(value)[:3]) + (", …" if len(value) > 3 else "") + ": see JSON)"
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, list):
