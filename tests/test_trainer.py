@@ -230,3 +230,22 @@ def test_spiking_conv_resume_is_exact_with_bernoulli_bfloat16_and_warm_start(tmp
     full, split = weights(tmp_path / "full"), weights(tmp_path / "split")
     for key in full:
         assert torch.equal(full[key], split[key]), key
+
+
+def test_cuda_runs_ask_for_deterministic_kernels(monkeypatch):
+    """On CUDA the trainer switches on deterministic kernels (bit-for-bit replays from the
+    config and seed); CPU runs are left alone. Checked without a GPU: the switches only."""
+    from eqspike.train.trainer import configure_determinism
+
+    calls = []
+    monkeypatch.setattr(torch, "use_deterministic_algorithms", lambda *a, **k: calls.append(k))
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", False)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    configure_determinism("cpu", True)
+    configure_determinism("cuda", False)
+    assert calls == [] and torch.backends.cudnn.benchmark
+    configure_determinism("cuda", True)
+    assert calls == [{"warn_only": True}]
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"

@@ -102,6 +102,11 @@ class TrainConfig(StrictModel):
         None, description="start from this run directory's latest weights (fine-tuning)"
     )
     plots: bool = True
+    deterministic: bool = Field(
+        True,
+        description="on CUDA: deterministic kernels (cuDNN, cuBLAS, scatter/index adds) so that "
+        "a run replays bit for bit from its config and seed; CPU kernels already are",
+    )
 
 
 class RunConfig(StrictModel):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -101,6 +102,18 @@ def resolve_device_type(kind: str) -> str:
     return kind
 
 
+def configure_determinism(device_type: str, deterministic: bool) -> None:
+    """On CUDA, ask for deterministic kernels: several ops this project uses (index_add_,
+    index_put_ with accumulate, conv backward) otherwise sum in a run-dependent order.
+    ``warn_only``: an op without a deterministic kernel warns instead of stopping the run."""
+    if device_type != "cuda" or not deterministic:
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's reproducible mode
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
 def default_run_dir(config: RunConfig, root: str | Path = "runs") -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path(root) / f"{config.name}-{stamp}"
@@ -144,6 +157,7 @@ class Trainer:
         self.config = config
         self.quiet = quiet
         device_type = resolve_device_type(config.train.device)
+        configure_determinism(device_type, config.train.deterministic)
         self.ctx = dist_utils.init_distributed(device_type)
         self.device = (
             torch.device("cuda", self.ctx.local_rank)
