@@ -53,6 +53,11 @@ def settings() -> dict[str, tuple[object, Phases, float]]:
         "spiking_eps1_decay0.3_T60_K20_beta0.3": (spiking(1.0, 0.3), Phases(60, 20), 0.3),
         "spiking_eps1_decay0.3_T80_K20_beta0.3": (spiking(1.0, 0.3), Phases(80, 20), 0.3),
         "spiking_eps1_decay0.5_T60_K20_beta0.3": (spiking(1.0, 0.5), Phases(60, 20), 0.3),
+        # longer nudged phases and larger nudges: spike quantisation against the nudge's signal
+        "spiking_eps1_decay0.3_T60_K40_beta0.3": (spiking(1.0, 0.3), Phases(60, 40), 0.3),
+        "spiking_eps1_decay0.3_T60_K20_beta0.5": (spiking(1.0, 0.3), Phases(60, 20), 0.5),
+        "spiking_eps1_decay0.3_T60_K40_beta0.5": (spiking(1.0, 0.3), Phases(60, 40), 0.5),
+        "spiking_eps1_decay0.5_T60_K40_beta0.5": (spiking(1.0, 0.5), Phases(60, 40), 0.5),
         "rate_eps0.5_T40_K20_beta0.3": (FixedPointSolver(0.5), Phases(40, 20), 0.3),
         "rate_eps0.5_T120_K40_beta0.3": (FixedPointSolver(0.5), Phases(120, 40), 0.3),
         "rate_eps1_T60_K20_beta0.3": (FixedPointSolver(1.0), Phases(60, 20), 0.3),
@@ -73,7 +78,16 @@ def main() -> None:
     parser.add_argument("--run", default=str(ROOT / "pretrained" / "conv-fashion-40steps"))
     parser.add_argument("--batches", type=int, default=6)
     parser.add_argument("--eval-samples", type=int, default=2000)
+    parser.add_argument(
+        "--settings", default=None, help="comma-separated setting names (default: all)"
+    )
     args = parser.parse_args()
+    chosen = settings()
+    if args.settings:
+        unknown = set(args.settings.split(",")) - set(chosen)
+        if unknown:
+            parser.error(f"unknown settings {sorted(unknown)}; known: {sorted(chosen)}")
+        chosen = {k: v for k, v in chosen.items() if k in args.settings.split(",")}
     torch.set_num_threads(1)
     loaded = load(args.run)
     test = load_splits(loaded.config, args.data_dir).test
@@ -104,7 +118,7 @@ def main() -> None:
     for steps, value in accuracies.items():
         metrics[f"test_acc_free_steps_{steps}"] = value
         print(f"test accuracy with {steps} free steps: {value:.2%}", flush=True)
-    for name, (solver, phases, beta) in settings().items():
+    for name, (solver, phases, beta) in chosen.items():
         start = time.perf_counter()
         estimator = EquilibriumPropagation(beta)
         cosines = [
