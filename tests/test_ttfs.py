@@ -232,20 +232,23 @@ def test_short_yinyang_run_learns(tmp_path):
     assert summary["test_acc"] > 0.90  # measured 0.93
 
 
-def test_fast_equal_tau_backward_matches_the_general_one():
-    """The τ_m = τ_s backward reuses the forward's sums; it must equal the general closed forms
-    (including which (sample, neuron) pairs the dw guard drops)."""
+@pytest.mark.parametrize("tau_ratio", [1, 2])
+def test_blocked_backward_matches_the_general_one(tau_ratio):
+    """The autograd backward reuses the forward's sums and sort, blocked over the sorted
+    inputs; it must equal the general closed forms evaluated densely (including which
+    (sample, neuron) pairs the dw guard drops)."""
     g = torch.Generator().manual_seed(11)
     t = torch.rand(16, 30, generator=g) * 2
     t[t > 1.8] = math.inf
     w = (torch.randn(30, 12, generator=g) * 0.6 + 0.3).requires_grad_()
     t.requires_grad_()
     stats: dict = {}
-    out = spike_times(t, w, 1.0, 1, dw_guard=0.05, stats=stats, max_elements=64, block=4)
+    c = 1.0 / tau_ratio
+    out = spike_times(t, w, c, tau_ratio, dw_guard=0.05, stats=stats, max_elements=64, block=4)
     delta = torch.randn(out.shape, generator=g)
     out.backward(delta)
     grad_in, grad_w, dropped = spike_time_backward(
-        t.detach(), w.detach(), out.detach(), torch.ones(1, 12), 1, delta, 0.05
+        t.detach(), w.detach(), out.detach(), torch.full((1, 12), c), tau_ratio, delta, 0.05
     )
     assert dropped == stats["guard_dropped"] and 0 < dropped < torch.isfinite(out).sum()
     torch.testing.assert_close(w.grad, grad_w)

@@ -259,53 +259,111 @@ def _exact_pass(
     return out, a1, second, s.times, s.order
 
 
-def _largest_causal_term(sorted_times: torch.Tensor, out_times: torch.Tensor) -> torch.Tensor:
-    """max over causal inputs (t_i < T) of e^{t_i} (T - t_i), per (sample, neuron), (B, J).
-
-    f(t) = e^t (T - t) rises for t < T - 1 and falls after, so the maximum is at one of the two
-    inputs around T - 1: found by binary search instead of a (B, N_in, N_out) scan."""
-    n_in = sorted_times.shape[1]
-    pos = torch.searchsorted(sorted_times, (out_times - 1.0).contiguous())
-    largest = torch.zeros_like(out_times)
-    for index, valid in ((pos - 1, pos > 0), (pos, pos < n_in)):
-        t = sorted_times.gather(1, index.clamp(0, n_in - 1))
-        causal = valid & (t < out_times) & torch.isfinite(t)
-        t = torch.where(causal, t, torch.zeros_like(t))
-        term = torch.where(causal, t.exp() * (out_times - t), torch.zeros_like(t))
-        largest = torch.maximum(largest, term)
-    return largest
-
-
-def _causal_terms(
-    times: torch.Tensor, out_times: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """P_ij = [t_i < T_j] e^{t_i} (T_j - t_i) and [t_i < T_j] e^{t_i}, both (B, L, J), for
-    inputs ``times`` (B, L) (+inf: silent) and pairs firing at ``out_times`` (B, J) (0 where
-    silent, so that nothing is causal)."""
+def _input_factors(times: torch.Tensor, tau_ratio: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two per-input factors of the gradients: (e^t, t e^t) for r = 1, (e^t, e^{t/2}) for
+    r = 2; 0 for silent inputs."""
     finite = torch.isfinite(times)
     t = torch.where(finite, times, torch.zeros_like(times))
     e = torch.where(finite, t.clamp(max=700).exp(), torch.zeros_like(t))
-    t_out = out_times[:, None, :]
-    e_causal = e[..., None] * (times[..., None] < t_out)
-    return (t_out - t[..., None]).mul_(e_causal), e_causal
+    if tau_ratio == 1:
+        return e, t * e
+    return e, torch.where(finite, (t / 2).clamp(max=350).exp(), torch.zeros_like(t))
 
 
-def _masked_grads(
-    p: torch.Tensor, e_causal: torch.Tensor, g: torch.Tensor, weights: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """P_ij g_j (B, L, J) and Σ_j w_ij (P_ij - [t_i < T_j] e^{t_i}) g_j (B, L); ``weights``
-    (1 or B, L, J)."""
-    g3 = g[:, None, :]
-    term = p.mul_(g3)
-    return term, (term - e_causal * g3).mul_(weights).sum(2)
+@dataclass
+class _OutputFactors:
+    """Per (sample, neuron) factors, (B, J) each, with which (A1, A2 the input factors)
+
+        ∂L/∂w_ij = Σ_b [t_i < T_j] (A1_i w1_j + A2_i w2_j),
+        ∂L/∂t_i = Σ_j w_ij [t_i < T_j] (A1_i in1_j + A2_i in2_j);
+
+    ``vertex``: the time where |A1 w1 + A2 w2| peaks (the dw guard's candidate inputs)."""
+
+    w1: torch.Tensor
+    w2: torch.Tensor
+    in1: torch.Tensor
+    in2: torch.Tensor
+    vertex: torch.Tensor
 
 
-def _backward_equal_taus(
+def _output_factors(
+    out_safe: torch.Tensor,
+    spiking: torch.Tensor,
+    a1: torch.Tensor,
+    second: torch.Tensor,
+    c: torch.Tensor,
+    tau_ratio: int,
+    grad_out: torch.Tensor,
+) -> _OutputFactors:
+    """r = 1 (g = δ / (a1 (1 + W))): ∂L/∂w = -e^t (T - t) g, ∂L/∂t = -w e^t (T - t - 1) g.
+    r = 2 (s = sqrt(a2² - 4 a1 c), k = (1 + (c/s) e^{T/2}) / a1): ∂L/∂w = 2 δ (k e^t -
+    e^{t/2}/s), ∂L/∂t = w δ (2 k e^t - e^{t/2}/s)."""
+    delta = torch.where(spiking, grad_out, torch.zeros_like(grad_out))
+    if tau_ratio == 1:
+        g = delta / (a1 * (1.0 + (second / a1 - out_safe)))
+        factors = (-out_safe * g, g, -(out_safe - 1.0) * g, g)
+        vertex = out_safe - 1.0  # e^t (T - t) peaks at t = T - 1
+    else:
+        root = (second * second - 4 * a1 * c).clamp(min=1e-30).sqrt()
+        k = (1.0 + (c / root) * (out_safe / 2).exp()) / a1
+        factors = (2 * k * delta, -2 * delta / root, 2 * k * delta, -delta / root)
+        # k x² - x / s in x = e^{t/2} has its vertex at x = 1 / (2 k s)
+        vertex = torch.where(k > 0, -2 * torch.log(2 * k * root), -math.inf)
+    clean = [torch.nan_to_num(f, nan=0.0, posinf=0.0, neginf=0.0) for f in factors]
+    return _OutputFactors(*clean, torch.nan_to_num(vertex, nan=-math.inf))
+
+
+def _largest_causal_term(
+    sorted_times: torch.Tensor, out_safe: torch.Tensor, f: _OutputFactors, tau_ratio: int
+) -> torch.Tensor:
+    """max over causal inputs (t_i < T) of |∂L/∂w_ij| per (sample, neuron), (B, J).
+
+    In x = e^{t/2} (r = 2) the term is a quadratic, for r = 1 it rises up to t = T - 1 and falls
+    after: either way the maximum over the sorted inputs is at the first or last causal one or
+    at the two around the vertex, found by binary search instead of a (B, N_in, N_out) scan."""
+    n_in = sorted_times.shape[1]
+    causal_count = torch.searchsorted(sorted_times, out_safe.contiguous())  # inputs before T
+    around = torch.searchsorted(sorted_times, f.vertex.contiguous())
+    largest = torch.zeros_like(out_safe)
+    for index in (torch.zeros_like(around), causal_count - 1, around - 1, around):
+        valid = (index >= 0) & (index < causal_count)
+        t = sorted_times.gather(1, index.clamp(0, n_in - 1))
+        a1, a2 = _input_factors(torch.where(valid, t, math.inf), tau_ratio)
+        largest = torch.maximum(largest, (a1 * f.w1 + a2 * f.w2).abs())
+    return largest
+
+
+def _masked_terms(
+    times: torch.Tensor,
+    out_safe: torch.Tensor,
+    f: _OutputFactors,
+    weights: torch.Tensor,
+    tau_ratio: int,
+    dw_guard: float | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Over inputs ``times`` (B, L) and all pairs: the weight-gradient terms (B, L, J), the
+    input gradients (B, L) and the guard's drops (B, J); ``weights`` (1 or B, L, J)."""
+    a1, a2 = (a[..., None] for a in _input_factors(times, tau_ratio))
+    causal = times[..., None] < out_safe[:, None, :]
+    term_w = (a1 * f.w1[:, None, :] + a2 * f.w2[:, None, :]).mul_(causal)
+    term_in = (a1 * f.in1[:, None, :] + a2 * f.in2[:, None, :]).mul_(causal)
+    too_big = torch.zeros_like(out_safe, dtype=torch.bool)
+    if dw_guard is not None:
+        too_big = term_w.abs().amax(dim=1) > dw_guard
+        keep = (~too_big)[:, None, :]
+        term_w.mul_(keep)
+        term_in.mul_(keep)
+    return term_w, term_in.mul_(weights).sum(2), too_big
+
+
+def _backward_from_sums(
     times: torch.Tensor,
     weights: torch.Tensor,
     out_times: torch.Tensor,
+    c: torch.Tensor,
+    tau_ratio: int,
     a1: torch.Tensor,
-    b: torch.Tensor,
+    second: torch.Tensor,
     sorted_times: torch.Tensor,
     order: torch.Tensor,
     grad_out: torch.Tensor,
@@ -313,46 +371,41 @@ def _backward_equal_taus(
     max_elements: int,
     block: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """τ_m = τ_s backward with the forward's causal sums: with g_j = δ_j / (a1 (1 + W)) and
-    P_ij = [t_i < T_j] e^{t_i} (T_j - t_i),
-
-        ∂L/∂w_ij = -Σ_b P_ij g_j,   ∂L/∂t_i = -Σ_j w_ij (P_ij - [t_i < T_j] e^{t_i}) g_j.
+    """Backward with the forward's causal sums (a1, b or a2) and sort. Both gradients are sums
+    over the causal set of two separable terms (:class:`_OutputFactors`).
 
     Blocked over the time-sorted inputs: for the (sample, neuron) pairs that fire after a
-    block's last input, the whole block is causal and its share is two matrix products
-    (e^{t} and t e^{t} scattered to their input columns, against T g and g); only the pairs
-    that fire inside a block need the per-input mask there (each pair in at most one block).
+    block's last input, the whole block is causal and its share is matrix products (the input
+    factors scattered to their input columns, against the output factors); only the pairs that
+    fire inside a block need the per-input mask there (each pair in at most one block).
     """
     batch, n_in = times.shape
     n_out = weights.shape[1]
     spiking = torch.isfinite(out_times)
     out_safe = torch.where(spiking, out_times, torch.zeros_like(out_times))  # nothing causal
-    lambert = b / a1 - out_safe
-    g = torch.where(spiking, grad_out / (a1 * (1.0 + lambert)), torch.zeros_like(grad_out))
-    finite = torch.isfinite(sorted_times)
-    t_safe = torch.where(finite, sorted_times, torch.zeros_like(sorted_times))
-    exp_t = torch.where(finite, t_safe.clamp(max=700).exp(), torch.zeros_like(t_safe))
-    dropped = 0
+    f = _output_factors(out_safe, spiking, a1, second, c.expand(batch, n_out), tau_ratio, grad_out)
     grad_w = torch.zeros_like(weights)
     blocks = _blocks(batch, n_in, n_out, block)
     if len(blocks) == 1:  # one block: the mask over every pair, in the inputs' own order
         grad_in = torch.zeros_like(times)
+        dropped = 0
         for cols in _chunks(batch, n_in, n_out, max_elements):
-            p, e_causal = _causal_terms(times, out_safe[:, cols])
-            g_cols = g[:, cols]
-            if dw_guard is not None:
-                too_big = p.amax(dim=1) * g_cols.abs() > dw_guard
-                dropped += int(too_big.sum())
-                g_cols = torch.where(too_big, torch.zeros_like(g_cols), g_cols)
-            term, d_t = _masked_grads(p, e_causal, g_cols, weights[None, :, cols])
-            grad_w[:, cols] = -term.sum(0)
-            grad_in -= d_t
+            f_cols = _OutputFactors(*(x[:, cols] for x in vars(f).values()))
+            term_w, d_t, too_big = _masked_terms(
+                times, out_safe[:, cols], f_cols, weights[None, :, cols], tau_ratio, dw_guard
+            )
+            grad_w[:, cols] = term_w.sum(0)
+            grad_in += d_t
+            dropped += int(too_big.sum())
         return grad_in, grad_w, dropped
+    dropped = 0
     if dw_guard is not None:
-        too_big = _largest_causal_term(sorted_times, out_safe) * g.abs() > dw_guard
+        too_big = _largest_causal_term(sorted_times, out_safe, f, tau_ratio) > dw_guard
         dropped = int(too_big.sum())
-        g = torch.where(too_big, torch.zeros_like(g), g)
-    u = out_safe * g  # P g = e^{t} (u - t g) over the causal set
+        keep = ~too_big
+        f = _OutputFactors(*(x * keep for x in (f.w1, f.w2, f.in1, f.in2)), f.vertex)
+    finite = torch.isfinite(sorted_times)
+    a_first, a_second = _input_factors(sorted_times, tau_ratio)
     grad_sorted = torch.zeros_like(times)  # ∂L/∂t in sorted order
     flat_w = weights.reshape(-1)
     for r0, r1 in blocks:
@@ -362,40 +415,45 @@ def _backward_equal_taus(
         last = torch.where(finite[:, r0:r1], block_t, -math.inf).amax(dim=1, keepdim=True)
         full = spiking & (last < out_safe)
         partial = spiking & ~full & (block_t[:, :1] < out_safe)
-        e_blk, te_blk, cols = exp_t[:, r0:r1], t_safe[:, r0:r1] * exp_t[:, r0:r1], order[:, r0:r1]
+        cols = order[:, r0:r1]
+        a1_blk, a2_blk = a_first[:, r0:r1], a_second[:, r0:r1]
         if int(partial.sum()) > DENSE_FRACTION * int(spiking.sum()):
             # most pairs fire inside this block: the mask over all of them at once
             for rows in _chunks(r1 - r0, n_out, batch, max_elements):
                 w_rows = weights.index_select(0, cols[rows].reshape(-1))
-                p, e_causal = _causal_terms(sorted_times[rows, r0:r1], out_safe[rows])
-                w_rows = w_rows.view(-1, r1 - r0, n_out)
-                term, d_t = _masked_grads(p, e_causal, g[rows], w_rows)
-                grad_w.index_add_(0, cols[rows].reshape(-1), -term.view(-1, n_out))
-                grad_sorted[rows, r0:r1] -= d_t
+                f_rows = _OutputFactors(*(x[rows] for x in vars(f).values()))
+                term_w, d_t, _ = _masked_terms(
+                    block_t[rows],
+                    out_safe[rows],
+                    f_rows,
+                    w_rows.view(-1, r1 - r0, n_out),
+                    tau_ratio,
+                    None,
+                )
+                grad_w.index_add_(0, cols[rows].reshape(-1), term_w.view(-1, n_out))
+                grad_sorted[rows, r0:r1] += d_t
             continue
         if bool(full.any()):
-            fu, fg = u * full, g * full
             scattered = torch.zeros(2 * batch, n_in, dtype=times.dtype, device=times.device)
-            scattered.scatter_(1, cols.repeat(2, 1), torch.cat([e_blk, -te_blk]))
-            grad_w -= scattered.t() @ torch.cat([fu, fg])  # Σ_b e (T g) - t e g
-            sums = torch.cat([fu - fg, fg]) @ weights.t()  # Σ_j w_ij (T-1) g, Σ_j w_ij g
+            scattered.scatter_(1, cols.repeat(2, 1), torch.cat([a1_blk, a2_blk]))
+            grad_w += scattered.t() @ torch.cat([f.w1 * full, f.w2 * full])
+            sums = torch.cat([f.in1 * full, f.in2 * full]) @ weights.t()  # Σ_j w_ij in_j
             at_cols = sums.view(2, batch, n_in).gather(2, cols.expand(2, -1, -1))
-            grad_sorted[:, r0:r1] -= e_blk * (at_cols[0] - t_safe[:, r0:r1] * at_cols[1])
+            grad_sorted[:, r0:r1] += a1_blk * at_cols[0] + a2_blk * at_cols[1]
         pb, pj = partial.nonzero(as_tuple=True)
         for q in torch.arange(pb.numel(), device=times.device).split(
             max(1, max_elements // (r1 - r0))
         ):
             qb, qj = pb[q], pj[q]
-            t_out, g_q = out_safe[qb, qj, None], g[qb, qj, None]
-            t_q = t_safe[qb, r0:r1]
-            e_q = exp_t[qb, r0:r1] * (sorted_times[qb, r0:r1] < t_out)
+            causal = block_t[qb] < out_safe[qb, qj, None]
+            a1_q, a2_q = a1_blk[qb] * causal, a2_blk[qb] * causal
+            term_w = a1_q * f.w1[qb, qj, None] + a2_q * f.w2[qb, qj, None]
             w_index = cols[qb] * n_out + qj[:, None]
-            term = e_q * (t_out - t_q) * g_q  # P g
-            grad_w.view(-1).index_put_((w_index.reshape(-1),), -term.reshape(-1), accumulate=True)
-            d_t = flat_w[w_index] * (term - e_q * g_q)
+            grad_w.view(-1).index_put_((w_index.reshape(-1),), term_w.reshape(-1), accumulate=True)
+            d_t = flat_w[w_index] * (a1_q * f.in1[qb, qj, None] + a2_q * f.in2[qb, qj, None])
             in_index = qb[:, None] * n_in + torch.arange(r0, r1, device=times.device)
             grad_sorted.view(-1).index_put_(
-                (in_index.reshape(-1),), -d_t.reshape(-1), accumulate=True
+                (in_index.reshape(-1),), d_t.reshape(-1), accumulate=True
             )
     grad_in = torch.zeros_like(times).scatter_(1, order, grad_sorted)
     return grad_in, grad_w, dropped
@@ -496,9 +554,18 @@ class FirstSpikeTime(torch.autograd.Function):
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
         times, weights, out_times, c, *sums = ctx.saved_tensors
         tau_ratio, dw_guard, stats, max_elements, block = ctx.config
-        if tau_ratio == 1 and sums:
-            grad_in, grad_w, dropped = _backward_equal_taus(
-                times, weights, out_times, *sums, grad_out, dw_guard, max_elements, block
+        if sums:
+            grad_in, grad_w, dropped = _backward_from_sums(
+                times,
+                weights,
+                out_times,
+                c,
+                tau_ratio,
+                *sums,
+                grad_out,
+                dw_guard,
+                max_elements,
+                block,
             )
         else:
             grad_in, grad_w, dropped = spike_time_backward(
