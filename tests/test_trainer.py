@@ -249,3 +249,17 @@ def test_cuda_runs_ask_for_deterministic_kernels(monkeypatch):
     assert calls == [{"warn_only": True}]
     assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
     assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+
+
+def test_a_stop_file_ends_the_run_cleanly_after_its_epoch(tmp_path):
+    """RUN/STOP (for a run in the background) stops after the current epoch with status
+    'stopped', is removed, and the run resumes to the end."""
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "STOP").touch()
+    summary = eqspike.train(None, [*QUICK, "train.epochs=3"], run, quiet=True)
+    assert summary["status"] == "stopped" and summary["epochs"] == 1
+    assert not (run / "STOP").exists()
+    assert json.loads((run / "summary.json").read_text())["status"] == "stopped"
+    resumed = eqspike.resume(run, quiet=True)
+    assert resumed["status"] == "completed" and resumed["epochs"] == 3

@@ -102,6 +102,9 @@ def resolve_device_type(kind: str) -> str:
     return kind
 
 
+STOP_FILE = "STOP"  # create RUN/STOP to end a run cleanly after its current epoch
+
+
 def configure_determinism(device_type: str, deterministic: bool) -> None:
     """On CUDA, ask for deterministic kernels: several ops this project uses (index_add_,
     index_put_ with accumulate, conv backward) otherwise sum in a run-dependent order.
@@ -481,6 +484,9 @@ class Trainer:
             for warning in getattr(self.model, "activity_warnings", lambda _: [])(row):
                 log.warning("epoch %d: %s", epoch, warning)
             self.metrics.rows.append(row)  # every rank keeps the history; rank 0 writes it
+            stop = self._stop_requested()
+            if stop:
+                last_epoch = epoch
             if self.ctx.is_main:
                 self._save(epoch, row)
                 self.metrics.write()
@@ -503,6 +509,14 @@ class Trainer:
                 row["epoch_seconds"],
                 row["train_samples_per_s"],
             )
+            if stop:
+                log.info(
+                    "stopped after epoch %d (%s); continue with: eqspike resume %s",
+                    epoch,
+                    STOP_FILE,
+                    self.run_dir,
+                )
+                break
         summary = self._summary("completed" if last_epoch == cfg.train.epochs else "stopped")
         if self.ctx.is_main:
             atomic_write_json(self.run_dir / "summary.json", summary)
@@ -512,6 +526,16 @@ class Trainer:
             self.run_dir,
         )
         return summary
+
+    def _stop_requested(self) -> bool:
+        """Whether ``RUN/STOP`` exists (rank 0 looks, every rank follows); the file is removed
+        so that a later resume runs on."""
+        path = self.run_dir / STOP_FILE
+        flag = float(self.ctx.is_main and path.exists())
+        (total,) = dist_utils.sum_across_ranks([flag], self.ctx, self.device)
+        if total > 0 and self.ctx.is_main:
+            path.unlink(missing_ok=True)
+        return total > 0
 
     def _summary(self, status: str, message: str | None = None) -> dict[str, Any]:
         rows = self.metrics.rows
