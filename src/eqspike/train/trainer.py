@@ -511,7 +511,7 @@ class Trainer:
             )
             if stop:
                 log.info(
-                    "stopped after epoch %d (%s); continue with: eqspike resume %s",
+                    "stopped after epoch %d (%s); continue with: eqspike train --resume %s",
                     epoch,
                     STOP_FILE,
                     self.run_dir,
