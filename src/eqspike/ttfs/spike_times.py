@@ -27,7 +27,9 @@ Gradients (W = W₀ at the solution; both only over the causal set):
 
 They need only the input times, the weights and the output time (W = b/a1 - T), so the
 backward pass also serves output times measured elsewhere (a time-stepped integrator, or
-hardware in the loop).
+hardware in the loop: :func:`spike_time_backward`, dense). After the exact forward pass, the
+backward reuses its sums and sort and is blocked like the search: blocks that a causal set
+covers whole are matrix products, and only the block where a neuron fires needs a mask.
 """
 
 from __future__ import annotations
