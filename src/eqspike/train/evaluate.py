@@ -20,6 +20,9 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Accuracy and loss of ``run_dir``'s latest checkpoint on ``split``."""
     run = load(run_dir, overrides=overrides)
+    if run.config.train.threads:  # as in training: on a shared CPU extra threads only spin
+        torch.set_num_threads(run.config.train.threads)
+    torch.set_flush_denormal(True)
     splits = load_splits(run.config, data_dir)
     data = {"test": splits.test, "validation": splits.validation, "train": splits.train}[split]
     if data is None:
