@@ -1,7 +1,8 @@
 """Benchmark: spiking conv EP (2C2FC) on MNIST and Fashion-MNIST — test error.
 
 Parts (each resumable from its checkpoint; many CPU hours — run in the background across
-sessions, ``--stop-after-epoch`` to split):
+sessions; ``--stop-after-epoch N``, or ``touch pretrained/conv-mnist/STOP`` while it runs, ends
+a session cleanly after an epoch):
 
 * ``mnist``: ``configs/conv/mnist.yaml`` into ``pretrained/conv-mnist`` (target error <= 0.0097);
 * ``fashion``: ``configs/conv/fashion.yaml`` into ``pretrained/conv-fashion`` (<= 0.0889);

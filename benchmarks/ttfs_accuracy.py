@@ -1,6 +1,7 @@
 """Benchmark: accuracy of time-to-first-spike training (fast and deep) on Yin-Yang and MNIST.
 
-Parts (each resumable; run them in the background, they take long):
+Parts (each resumable; run them in the background, they take long; ``touch RUN/STOP`` ends one
+cleanly after its current epoch):
 
 * ``yinyang``: ``configs/ttfs/yinyang.yaml`` (4-120-3, 300 epochs) for seeds 0, 1, 2 into
   ``pretrained/ttfs-yinyang-seed<k>``: mean ± std test accuracy, epoch seconds, wall time.
