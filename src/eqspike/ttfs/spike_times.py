@@ -176,8 +176,10 @@ def _first_crossing(
     a1_at, second_at = torch.ones(batch, n_out, **options), torch.zeros(batch, n_out, **options)
     base_a1, base_second = torch.zeros_like(a1_at), torch.zeros_like(a1_at)
 
-    def search(select, w, exp_t, t_exp_t, t_k, t_next, c_q) -> None:
-        """The pairs ``select`` indexes (in (B, J)), sorted weights ``w`` (..., L), one block."""
+    def search(select, w, exp_t, t_exp_t, t_k, t_next, c_q, first_block: bool) -> None:
+        """The pairs ``select`` indexes (in (B, J)), sorted weights ``w`` (..., L), one block;
+        in the first block nothing is carried and every pair is searching (a sample without
+        input spikes has a1 = 0 and cannot cross)."""
         a1 = torch.cumsum(w * exp_t, dim=-1)
         second = torch.cumsum(w.mul_(t_exp_t), dim=-1)
         if not first_block:  # carry the sums; pairs that already fired are out
@@ -195,7 +197,6 @@ def _first_crossing(
         base_a1[select], base_second[select] = a1[..., -1], second[..., -1]
 
     for r0, r1 in _blocks(batch, n_in, n_out, block):
-        first_block = r0 == 0  # (a silent sample's pairs cannot cross: a1 = 0)
         # a sample whose spiking inputs are used up cannot make its neurons spike any more
         searching &= (s.n_finite > r0)[:, None]
         left = int(searching.sum())
@@ -206,13 +207,14 @@ def _first_crossing(
             for cols in _chunks(batch, r1 - r0, n_out, max_elements):
                 index = s.order[:, None, r0:r1].expand(batch, cols.stop - cols.start, r1 - r0)
                 w = torch.gather(weights.t()[None, cols].expand(batch, -1, -1), 2, index)
-                search((slice(None), cols), w, *(x[:, None] for x in per_input), c[:, cols, None])
+                terms = (x[:, None] for x in per_input)
+                search((slice(None), cols), w, *terms, c[:, cols, None], r0 == 0)
         else:
             width = max(1, max_elements // (r1 - r0))
             pairs = searching.nonzero(as_tuple=True)
             for b, j in zip(pairs[0].split(width), pairs[1].split(width), strict=True):
                 w = flat_w[s.order[b, r0:r1] * n_out + j[:, None]]  # (Q, L) sorted weights
-                search((b, j), w, *(x[b] for x in per_input), c[b, j, None])
+                search((b, j), w, *(x[b] for x in per_input), c[b, j, None], r0 == 0)
     return has_spike, a1_at, second_at
 
 
