@@ -69,5 +69,8 @@ def barrier(ctx: DistContext) -> None:
 
 
 def shutdown(ctx: DistContext) -> None:
+    """Tear the group down once every rank is done with it (a rank that destroys it while a
+    peer still writes its summary can abort the peer's gloo threads)."""
     if ctx.enabled and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
