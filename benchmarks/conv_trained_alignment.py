@@ -84,10 +84,11 @@ def main() -> None:
     args = parser.parse_args()
     chosen = settings()
     if args.settings:
-        unknown = set(args.settings.split(",")) - set(chosen)
+        names = args.settings.split(",")
+        unknown = set(names) - set(chosen)
         if unknown:
             parser.error(f"unknown settings {sorted(unknown)}; known: {sorted(chosen)}")
-        chosen = {k: v for k, v in chosen.items() if k in args.settings.split(",")}
+        chosen = {k: v for k, v in chosen.items() if k in names}
     torch.set_num_threads(1)
     loaded = load(args.run)
     test = load_splits(loaded.config, args.data_dir).test

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from eqspike.train.api import load
-from eqspike.train.trainer import evaluation_sums, load_splits
+from eqspike.train.trainer import configure_cpu, evaluation_sums, load_splits
 
 
 def evaluate_run(
@@ -20,9 +20,7 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Accuracy and loss of ``run_dir``'s latest checkpoint on ``split``."""
     run = load(run_dir, overrides=overrides)
-    if run.config.train.threads:  # as in training: on a shared CPU extra threads only spin
-        torch.set_num_threads(run.config.train.threads)
-    torch.set_flush_denormal(True)
+    configure_cpu(run.config.train.threads)
     splits = load_splits(run.config, data_dir)
     data = {"test": splits.test, "validation": splits.validation, "train": splits.train}[split]
     if data is None:

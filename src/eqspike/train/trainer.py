@@ -105,6 +105,15 @@ def resolve_device_type(kind: str) -> str:
 STOP_FILE = "STOP"  # create RUN/STOP to end a run cleanly after its current epoch
 
 
+def configure_cpu(threads: int | None) -> None:
+    """The run's torch CPU threads (on a shared CPU extra threads only spin), and denormal
+    floats (decaying membranes, residuals: ~8x slower on CPUs, no information at these
+    scales) flushed to zero. Training and evaluation both call it."""
+    if threads:
+        torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)
+
+
 def configure_determinism(device_type: str, deterministic: bool) -> None:
     """On CUDA, ask for deterministic kernels: several ops this project uses (index_add_,
     index_put_ with accumulate, conv backward) otherwise sum in a run-dependent order.
@@ -168,11 +177,7 @@ class Trainer:
             else torch.device("cpu")
         )
         self.dtype = getattr(torch, config.train.dtype)
-        if config.train.threads:
-            torch.set_num_threads(config.train.threads)
-        # Denormal floats (decaying membranes, residuals) are ~8x slower on CPUs and carry no
-        # information at these scales: flush them to zero.
-        torch.set_flush_denormal(True)
+        configure_cpu(config.train.threads)
         world = self.ctx.world_size
         if config.data.batch_size % world:
             raise ConfigError(

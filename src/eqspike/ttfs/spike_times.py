@@ -90,13 +90,11 @@ class _Sorted:
 
 def _sort_inputs(times: torch.Tensor, tau_ratio: int) -> _Sorted:
     sorted_times, order = times.sort(dim=1)
-    finite = torch.isfinite(sorted_times)
-    safe = torch.where(finite, sorted_times, torch.zeros_like(sorted_times))
-    exp_t = torch.where(finite, safe.exp(), torch.zeros_like(safe))
-    second = safe * exp_t if tau_ratio == 1 else torch.where(finite, (safe / 2).exp(), 0.0)
+    exp_t, second = _input_factors(sorted_times, tau_ratio)  # the sums' terms are the factors
     inf = torch.full_like(sorted_times[:, :1], math.inf)
     next_times = torch.cat([sorted_times[:, 1:], inf], dim=1)
-    return _Sorted(sorted_times, order, next_times, exp_t, second, finite.sum(dim=1))
+    n_finite = torch.isfinite(sorted_times).sum(dim=1)
+    return _Sorted(sorted_times, order, next_times, exp_t, second, n_finite)
 
 
 def _chunks(batch: int, n_in: int, n_out: int, max_elements: int) -> list[slice]:
