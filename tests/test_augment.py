@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from eqspike.data.augment import random_shift
+from eqspike.data.augment import augment_batch, random_hflip, random_shift
 
 
 def test_random_shift_moves_each_image_by_its_own_offset():
@@ -29,3 +29,25 @@ def test_random_shift_fills_with_zeros_and_is_reproducible():
     assert torch.equal(random_shift(x, 0, torch.Generator()), x)
     with pytest.raises(ValueError, match="B, C, H, W"):
         random_shift(torch.ones(3, 4), 1, torch.Generator())
+
+
+def test_random_hflip_mirrors_about_half_the_images_reproducibly():
+    x = torch.arange(64 * 6, dtype=torch.float32).reshape(64, 1, 2, 3)
+    a = random_hflip(x, torch.Generator().manual_seed(1))
+    mirrored = (a == x.flip(-1)).flatten(1).all(1)
+    kept = (a == x).flatten(1).all(1)
+    assert torch.all(mirrored ^ kept)  # each image is either mirrored or untouched
+    assert 16 < int(mirrored.sum()) < 48
+    assert torch.equal(a, random_hflip(x, torch.Generator().manual_seed(1)))
+    with pytest.raises(ValueError, match="B, C, H, W"):
+        random_hflip(torch.ones(3, 4), torch.Generator())
+
+
+def test_augment_batch_applies_only_what_is_asked():
+    x = torch.rand(8, 1, 5, 5)
+    g = torch.Generator
+    assert torch.equal(augment_batch(x, 0, False, g(), g()), x)
+    shifted = augment_batch(x, 1, False, g().manual_seed(0), g().manual_seed(0))
+    assert torch.equal(shifted, random_shift(x, 1, g().manual_seed(0)))
+    flipped = augment_batch(x, 0, True, g().manual_seed(0), g().manual_seed(5))
+    assert torch.equal(flipped, random_hflip(x, g().manual_seed(5)))

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 import eqspike
 from eqspike.cli import main
-from eqspike.errors import CheckpointError, DivergenceError
+from eqspike.errors import CheckpointError, ConfigError, DivergenceError
 from eqspike.train.checkpoint import latest_checkpoint_path
 
 QUICK = ["data.train_subset=400", "data.test_subset=200", "train.plots=false"]
@@ -117,6 +117,8 @@ def test_cli_train_eval_and_errors(tmp_path, capsys):
     assert result["accuracy"] == result["recorded_accuracy"]
     assert main(["train", "--set", "solver.kind=magic"]) == 2
     assert "solver.kind" in capsys.readouterr().err
+    assert main(["train", "--set", "data.augment_hflip=true"]) == 2  # Yin-Yang: no images
+    assert "data.augment_hflip=false" in capsys.readouterr().err
     assert main(["eval", str(tmp_path / "missing")]) == 2
     assert main(["train", "--resume", str(tmp_path / "missing")]) == 2
 
@@ -208,7 +210,8 @@ def test_two_process_torchrun_ttfs_with_weight_bumps(tmp_path):
 
 def test_spiking_conv_resume_is_exact_with_bernoulli_bfloat16_and_warm_start(tmp_path, mnist_root):
     """The new solver options keep runs reproducible across a resume: Bernoulli streams come
-    from the checkpointed generator, bfloat16 drives and the warm start are deterministic."""
+    from the checkpointed generator, bfloat16 drives and the warm start are deterministic, and
+    the shifts and mirrors are drawn from (seed, epoch, batch)."""
     opts = [
         "data.train_subset=96",
         "data.test_subset=50",
@@ -218,6 +221,8 @@ def test_spiking_conv_resume_is_exact_with_bernoulli_bfloat16_and_warm_start(tmp
         "solver.neuron=bernoulli",
         "solver.drive_dtype=bfloat16",
         "solver.warm_start=true",
+        "data.augment_shift=1",
+        "data.augment_hflip=true",
         "train.epochs=2",
         "train.plots=false",
     ]
@@ -263,3 +268,25 @@ def test_a_stop_file_ends_the_run_cleanly_after_its_epoch(tmp_path):
     assert json.loads((run / "summary.json").read_text())["status"] == "stopped"
     resumed = eqspike.resume(run, quiet=True)
     assert resumed["status"] == "completed" and resumed["epochs"] == 3
+
+
+def test_init_from_starts_a_new_schedule_from_another_runs_weights(tmp_path):
+    """A second stage (fine-tuning, e.g. with augmentation) starts from the first stage's
+    final weights with a fresh optimiser and schedule; a run that does not fit is refused."""
+    eqspike.train(None, [*QUICK, "train.epochs=2"], tmp_path / "first", quiet=True)
+    stage = [*QUICK, "train.epochs=1", "train.keep_checkpoints=2"]
+    eqspike.train(
+        None, [*stage, f"train.init_from={tmp_path / 'first'}"], tmp_path / "second", quiet=True
+    )
+    start = load_file(str(tmp_path / "second/checkpoints/epoch-0000/weights.safetensors"))
+    first = weights(tmp_path / "first")
+    assert start.keys() == first.keys()
+    for key in first:
+        assert torch.equal(start[key], first[key]), key
+    with pytest.raises(ConfigError, match="do not fit this model"):
+        eqspike.train(
+            None,
+            [*stage, "model.layers=[4,7,3]", f"train.init_from={tmp_path / 'first'}"],
+            tmp_path / "third",
+            quiet=True,
+        )

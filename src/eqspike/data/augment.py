@@ -27,3 +27,31 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
     index = torch.arange(batch, device=x.device)[:, None, None]
     shifted = padded.permute(0, 2, 3, 1)[index, rows[:, :, None], cols[:, None, :]]
     return shifted.permute(0, 3, 1, 2).contiguous()
+
+
+def random_hflip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Mirror each image of ``x`` ``(B, C, H, W)`` left-right with probability ½.
+
+    For label-symmetric data only (Fashion-MNIST's garments, not digits): a mirrored shirt is
+    still a shirt, a mirrored 3 is not a 3.
+    """
+    if x.dim() != 4:
+        raise ValueError(f"random_hflip expects (B, C, H, W) images, got shape {tuple(x.shape)}")
+    flip = (torch.rand(x.shape[0], generator=generator) < 0.5).to(x.device)
+    return torch.where(flip[:, None, None, None], x.flip(-1), x)
+
+
+def augment_batch(
+    x: torch.Tensor,
+    max_shift: int,
+    hflip: bool,
+    shift_generator: torch.Generator,
+    flip_generator: torch.Generator,
+) -> torch.Tensor:
+    """The training-time augmentations a config asks for (``data.augment_shift``,
+    ``data.augment_hflip``), each from its own random stream."""
+    if max_shift:
+        x = random_shift(x, max_shift, shift_generator)
+    if hflip:
+        x = random_hflip(x, flip_generator)
+    return x

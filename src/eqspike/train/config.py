@@ -50,6 +50,11 @@ class DataConfig(StrictModel):
         le=4,
         description="training images: random translation of up to this many pixels (0 = off)",
     )
+    augment_hflip: bool = Field(
+        False,
+        description="training images: mirror left-right with probability 1/2 (for label-"
+        "symmetric data such as Fashion-MNIST, not digits)",
+    )
 
     @field_validator("validation")
     @classmethod

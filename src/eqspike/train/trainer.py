@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
-from eqspike.data.augment import random_shift
+from eqspike.data.augment import augment_batch
 from eqspike.data.datasets import TensorDataset, load_dataset
 from eqspike.errors import CheckpointError, ConfigError, DataError, DivergenceError
 from eqspike.io import atomic_write_json, atomic_write_text
@@ -80,7 +80,7 @@ def load_splits(config: RunConfig, data_dir: str | Path | None = None) -> Splits
 
 def batch_generator(seed: int, epoch: int, batch: int, stream: int = 0) -> torch.Generator:
     """The random stream of one batch, a pure function of (seed, epoch, batch); ``stream``
-    separates independent uses (0: the model's noise, 1: data augmentation)."""
+    separates independent uses (0: the model's noise, 1: shifts, 2: mirroring)."""
     entropy = [seed, epoch, batch] + ([stream] if stream else [])
     state = np.random.SeedSequence(entropy).generate_state(2, dtype=np.uint64)
     return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
@@ -194,11 +194,12 @@ class Trainer:
 
         self.splits = load_splits(config, data_dir)
         config.check_data(self.splits.train.n_inputs, self.splits.train.n_classes)
-        if config.data.augment_shift and len(self.splits.train.input_shape) != 3:
+        augments = config.data.augment_shift or config.data.augment_hflip
+        if augments and len(self.splits.train.input_shape) != 3:
             raise ConfigError(
-                f"data.augment_shift = {config.data.augment_shift} translates images, but "
+                "data.augment_shift / data.augment_hflip move images, but "
                 f"{config.data.dataset} samples have shape {self.splits.train.input_shape}; "
-                "set data.augment_shift=0."
+                "set data.augment_shift=0 and data.augment_hflip=false."
             )
         self.train_x, self.train_y = self._to_device(self.splits.train)
 
@@ -412,8 +413,14 @@ class Trainer:
         start = time.perf_counter()
         for b, idx in enumerate(bar, start=1):
             x, y = self.train_x[idx], self.train_y[idx]
-            if cfg.data.augment_shift:
-                x = random_shift(x, cfg.data.augment_shift, batch_generator(cfg.seed, epoch, b, 1))
+            if cfg.data.augment_shift or cfg.data.augment_hflip:
+                x = augment_batch(
+                    x,
+                    cfg.data.augment_shift,
+                    cfg.data.augment_hflip,
+                    batch_generator(cfg.seed, epoch, b, 1),
+                    batch_generator(cfg.seed, epoch, b, 2),
+                )
             result = self.model.learning_step(x, y, batch_generator(cfg.seed, epoch, b))
             bumped = self._apply_weight_bump(result)
             if not bumped:
