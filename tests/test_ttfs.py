@@ -324,3 +324,19 @@ def test_silent_outputs_are_reported_with_the_fix():
     assert net.activity_warnings({"train_no_output_spike": 0.1}) == []
     (warning,) = net.activity_warnings({"train_no_output_spike": 0.9})
     assert "no output spike" in warning and "weight bumping" in warning
+
+
+def test_float32_learning_step_follows_its_float64_twin():
+    """One seed gives the same input jitter and substrate noise in either dtype, so a float32
+    run (faster) computes the float64 run's gradients up to rounding."""
+    noisy = ["distortions.threshold_noise=0.05", "distortions.spike_jitter=0.01"]
+    x = torch.rand(128, 4, generator=torch.Generator().manual_seed(1))
+    labels = torch.randint(0, 3, (128,), generator=torch.Generator().manual_seed(2))
+    grads = []
+    for dtype in (torch.float64, torch.float32):
+        net = _yinyang_net(noisy).to(dtype)
+        result = net.learning_step(x.to(dtype), labels, torch.Generator().manual_seed(3))
+        assert result.weight_bump is None
+        grads.append(torch.cat([w.grad.flatten().double() for w in net.weights]))
+    cosine = torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0)
+    assert cosine > 0.9999, cosine

@@ -45,6 +45,15 @@ def quantise_weights(w: torch.Tensor, bits: int | None, limit: float | None) -> 
     return w + (q - w).detach()
 
 
+def standard_normal(
+    shape: tuple[int, ...], generator: torch.Generator, like: torch.Tensor
+) -> torch.Tensor:
+    """N(0, 1) noise drawn in float64 and cast to ``like``'s dtype and device, so that one seed
+    gives the same noise in float64 and float32 runs (torch draws other numbers per dtype):
+    a float32 run then follows its float64 twin up to rounding."""
+    return torch.randn(shape, generator=generator, dtype=torch.float64).to(like)
+
+
 class TTFSNetwork(nn.Module):
     """Feed-forward LIF network trained on first-spike times (Göltz et al. 2021)."""
 
@@ -108,8 +117,8 @@ class TTFSNetwork(nn.Module):
         if d.threshold_fixed_pattern > 0:
             value = value * (1 + d.threshold_fixed_pattern * getattr(self, f"threshold_pattern{n}"))
         if d.threshold_noise > 0:
-            noise = torch.randn(batch, w.shape[1], generator=generator, dtype=w.dtype)
-            value = value * (1 + d.threshold_noise * noise.to(w.device))
+            noise = standard_normal((batch, w.shape[1]), generator, w)
+            value = value * (1 + d.threshold_noise * noise)
         return value.clamp(min=1e-3)
 
     def _uses_integrator(self) -> float | None:
@@ -139,8 +148,7 @@ class TTFSNetwork(nn.Module):
         if e.silent_background:
             times = torch.where(times >= e.t_late - 1e-9, math.inf, times)
         if self.training and e.jitter > 0 and generator is not None:
-            noise = torch.randn(times.shape, generator=generator, dtype=times.dtype)
-            times = (times + e.jitter * noise.to(times.device)).abs()
+            times = (times + e.jitter * standard_normal(times.shape, generator, times)).abs()
         return times
 
     def forward_times(
@@ -176,8 +184,8 @@ class TTFSNetwork(nn.Module):
             if dead is not None:
                 times = torch.where(dead.to(times.device), math.inf, times)
             if d.spike_jitter > 0:
-                noise = torch.randn(times.shape, generator=generator, dtype=times.dtype)
-                times = (times + d.spike_jitter * noise.to(times.device)).clamp(min=0.0)
+                noise = standard_normal(times.shape, generator, times)
+                times = (times + d.spike_jitter * noise).clamp(min=0.0)
             layers.append(times)
         return layers
 
