@@ -73,13 +73,15 @@ def measure_in_child(method: str, n_out: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def training_speed(name: str, data_dir, batches: int) -> float:
-    config = load_config(name)
+def training_speed(name: str, data_dir, batches: int, dtype: str | None = None) -> float:
+    """Samples/s of learning steps + Adam, in the config's ``train.dtype`` or ``dtype``."""
+    config = load_config(name, [f"train.dtype={dtype}"] if dtype else [])
     splits = load_splits(config, data_dir)
-    net = TTFSNetwork(config, torch.Generator().manual_seed(0))
+    torch_dtype = getattr(torch, config.train.dtype)
+    net = TTFSNetwork(config, torch.Generator().manual_seed(0)).to(torch_dtype)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.optimizer.lr)
     size = config.data.batch_size
-    x, y = splits.train.x.to(torch.float64), splits.train.y
+    x, y = splits.train.x.to(torch_dtype), splits.train.y
     batches = min(batches, len(y) // size)  # full batches only (Yin-Yang has 5000 samples)
     chunks = [(x[i * size : (i + 1) * size], y[i * size : (i + 1) * size]) for i in range(batches)]
 
@@ -99,12 +101,15 @@ def main() -> None:
     naive_small = measure_in_child("naive", 2)
     naive_full_gb = 80 * 784 * 784 * 350 * 8 / 1e9
     yinyang = training_speed("ttfs/yinyang", None, args.batches)
-    mnist = training_speed("ttfs/mnist", args.data_dir, max(3, args.batches // 10))
+    mnist_batches = max(3, args.batches // 10)
+    mnist = training_speed("ttfs/mnist", args.data_dir, mnist_batches)  # float32
+    mnist_float64 = training_speed("ttfs/mnist", args.data_dir, mnist_batches, "float64")
     record(
         "ttfs_speed",
         {
             "yinyang_train_samples_per_s": yinyang,
             "mnist_train_samples_per_s": mnist,
+            "mnist_train_samples_per_s_float64": mnist_float64,
             "mnist_forward_peak_mb": exact["peak_mb"],
             "mnist_forward_seconds": exact["seconds"],
             "naive_forward_full_size_gb_needed": naive_full_gb,
@@ -116,7 +121,8 @@ def main() -> None:
         notes="Forward pass of the 784->350 layer at batch 80, float64, 1 thread. The naive "
         "enumeration needs a (B, N_in, N_in, N_out) tensor: 138 GB at full size, so it runs "
         "only with 2 outputs. Peak MB = growth of the process's max RSS during the pass. "
-        "Training samples/s: learning step + Adam on real batches.",
+        "Training samples/s: learning step + Adam on real batches, in each config's dtype "
+        "(Yin-Yang float64, MNIST float32; MNIST also in float64).",
         targets={"mnist_forward_peak_mb": "a few hundred MB"},
     )
 
