@@ -7,7 +7,7 @@ cleanly after its current epoch):
   ``pretrained/ttfs-yinyang-seed<k>``: mean ± std test accuracy, epoch seconds, wall time.
 * ``mnist``: ``configs/ttfs/mnist.yaml`` (784-350-10, float32) into ``pretrained/ttfs-mnist``;
   ``mnist-float64``: the same in float64 into ``pretrained/ttfs-mnist-float64`` (the first run,
-  stopped at epoch 24; the float32 one replaced it, 1.6x faster with the same gradients).
+  stopped at epoch 24; the float32 one replaced it, 1.3-1.6x faster with the same gradients).
 * ``mnist16``: ``configs/ttfs/mnist16.yaml`` (16x16, 256-128-10) into ``pretrained/ttfs-mnist16``.
 * ``record``: writes ``benchmarks/results/ttfs_accuracy.json`` from whatever the runs reached,
   with the epochs each got to (a run that is not finished is reported as such).
