@@ -56,6 +56,11 @@ class DataConfig(StrictModel):
         "symmetric data such as Fashion-MNIST, not digits)",
     )
 
+    @property
+    def augments(self) -> bool:
+        """Whether training images are augmented at all."""
+        return bool(self.augment_shift or self.augment_hflip)
+
     @field_validator("validation")
     @classmethod
     def _non_negative(cls, value: int | str) -> int | str:

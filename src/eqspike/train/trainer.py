@@ -194,8 +194,7 @@ class Trainer:
 
         self.splits = load_splits(config, data_dir)
         config.check_data(self.splits.train.n_inputs, self.splits.train.n_classes)
-        augments = config.data.augment_shift or config.data.augment_hflip
-        if augments and len(self.splits.train.input_shape) != 3:
+        if config.data.augments and len(self.splits.train.input_shape) != 3:
             raise ConfigError(
                 "data.augment_shift / data.augment_hflip move images, but "
                 f"{config.data.dataset} samples have shape {self.splits.train.input_shape}; "
@@ -413,7 +412,7 @@ class Trainer:
         start = time.perf_counter()
         for b, idx in enumerate(bar, start=1):
             x, y = self.train_x[idx], self.train_y[idx]
-            if cfg.data.augment_shift or cfg.data.augment_hflip:
+            if cfg.data.augments:
                 x = augment_batch(
                     x,
                     cfg.data.augment_shift,
