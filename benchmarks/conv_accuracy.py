@@ -10,10 +10,12 @@ a session cleanly after an epoch):
   ``configs/conv/<dataset>_finetune.yaml`` (10 epochs with augmented images, from the first
   stage's final weights) into ``pretrained/conv-<dataset>-finetune``; starts only once the
   first stage has completed;
+* ``mnist-finetune2``: a third MNIST stage, ``configs/conv/mnist_finetune2.yaml``, from the
+  second stage's final weights into ``pretrained/conv-mnist-finetune2``;
 * ``record``: writes ``benchmarks/results/conv_accuracy.json`` (``mnist_test_error``,
-  ``fashion_test_error``: the recipe's result so far -- the second stage's where it has begun,
-  else the first's; ``<dataset>_first_stage_test_error``; ``epochs``, ``epoch_seconds``,
-  hardware) from wherever the runs got, with each run's status (``stopped`` = unfinished).
+  ``fashion_test_error``: the recipe's result so far -- the latest stage that has begun;
+  ``<dataset>_first_stage_test_error``; ``epochs``, ``epoch_seconds``, hardware) from
+  wherever the runs got, with each run's status (``stopped`` = unfinished).
 
     nohup python benchmarks/conv_accuracy.py --part mnist --data-dir ../shared/data &
     python benchmarks/conv_accuracy.py --part record --data-dir ../shared/data
@@ -31,25 +33,33 @@ from eqspike.train.config import load_config
 PRETRAINED = ROOT / "pretrained"
 
 
-PARTS = ("mnist", "fashion", "mnist-finetune", "fashion-finetune")
+# Each dataset's recipe: its stages in order; a later stage starts from the one before.
+STAGES = {"mnist": ("", "finetune", "finetune2"), "fashion": ("", "finetune")}
+PARTS = tuple(f"{d}-{s}" if s else d for d, stages in STAGES.items() for s in stages)
+
+
+def run_name(dataset: str, stage: str) -> str:
+    return f"conv-{dataset}-{stage}" if stage else f"conv-{dataset}"
 
 
 def train_part(part: str, data_dir: str | None, stop_after: int | None) -> None:
-    """Train (or resume) one stage; a second stage starts from its completed first stage."""
+    """Train (or resume) one stage; a later stage starts from its completed previous one."""
     dataset, _, stage = part.partition("-")
     config = load_config(f"conv/{dataset}_{stage}" if stage else f"conv/{dataset}")
-    out = PRETRAINED / f"conv-{part}"
+    out = PRETRAINED / run_name(dataset, stage)
     if stage:
-        first = PRETRAINED / f"conv-{dataset}"
-        summary = read_summary(first.name)
+        stages = STAGES[dataset]
+        previous = PRETRAINED / run_name(dataset, stages[stages.index(stage) - 1])
+        summary = read_summary(previous.name)
         if (summary is None or summary["status"] != "completed") and not out.exists():
             status = "missing" if summary is None else summary["status"]
+            before = previous.name.removeprefix("conv-")
             raise SystemExit(
-                f"{part} fine-tunes the finished first stage, but {first} has not completed "
-                f"(status: {status}); "
-                f"finish it first: python benchmarks/conv_accuracy.py --part {dataset}"
+                f"{part} starts from the finished previous stage, but {previous} has not "
+                f"completed (status: {status}); "
+                f"finish it first: python benchmarks/conv_accuracy.py --part {before}"
             )
-        train_cfg = config.train.model_copy(update={"init_from": str(first)})
+        train_cfg = config.train.model_copy(update={"init_from": str(previous)})
         config = config.model_copy(update={"train": train_cfg})
     train_or_resume(config, out, data_dir, stop_after)
 
@@ -78,24 +88,26 @@ def main() -> None:
         train_part(args.part, args.data_dir, args.stop_after_epoch)
         return
     metrics = {}
-    for dataset in ("mnist", "fashion"):
-        first = read_summary(f"conv-{dataset}")
-        second = read_summary(f"conv-{dataset}-finetune")
+    for dataset, stages in STAGES.items():
+        first = read_summary(run_name(dataset, ""))
         if first is None:
             continue
         metrics |= stage_metrics(dataset, first)
-        if second is not None:
-            metrics[f"{dataset}_first_stage_test_error"] = metrics[f"{dataset}_test_error"]
-            metrics |= stage_metrics(f"{dataset}_finetune", second)
-            metrics[f"{dataset}_test_error"] = metrics[f"{dataset}_finetune_test_error"]
+        metrics[f"{dataset}_first_stage_test_error"] = metrics[f"{dataset}_test_error"]
+        for stage in stages[1:]:
+            summary = read_summary(run_name(dataset, stage))
+            if summary is None:
+                break
+            metrics |= stage_metrics(f"{dataset}_{stage}", summary)
+            metrics[f"{dataset}_test_error"] = metrics[f"{dataset}_{stage}_test_error"]
     metrics["hardware"] = machine()
     record(
         "conv_accuracy",
         metrics,
         notes="2C2FC spiking conv EP (Sigma-Delta, average pooling, centred EP). Runs resume "
         "from pretrained/conv-<dataset>[-finetune]; status 'stopped' = not finished. "
-        "<dataset>_test_error is the recipe's result so far: the fine-tuning stage's where it "
-        "has begun (<dataset>_finetune_*), else the first stage's.",
+        "<dataset>_test_error is the recipe's result so far: the latest stage that has begun "
+        "(<dataset>_<stage>_*: finetune, finetune2), else the first stage's.",
         targets={"mnist_test_error": "<= 0.0097", "fashion_test_error": "<= 0.0889"},
     )
 
