@@ -105,7 +105,7 @@ def main() -> None:
         "conv_accuracy",
         metrics,
         notes="2C2FC spiking conv EP (Sigma-Delta, average pooling, centred EP). Runs resume "
-        "from pretrained/conv-<dataset>[-finetune]; status 'stopped' = not finished. "
+        "from pretrained/conv-<dataset>[-<stage>]; status 'stopped' = not finished. "
         "<dataset>_test_error is the recipe's result so far: the latest stage that has begun "
         "(<dataset>_<stage>_*: finetune, finetune2), else the first stage's.",
         targets={"mnist_test_error": "<= 0.0097", "fashion_test_error": "<= 0.0889"},
