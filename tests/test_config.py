@@ -55,3 +55,39 @@ def test_overrides_parse_yaml_values():
 def test_unknown_config_name_lists_shipped():
     with pytest.raises(ConfigError, match="demo/yinyang"):
         load_config("no/such")
+
+
+def test_base_config_merges_sections_and_child_wins(tmp_path):
+    (tmp_path / "parent.yaml").write_text(
+        "algorithm: rate_ep\nname: parent\ndata: {dataset: yinyang, batch_size: 20}\n"
+        "optimizer: {lr: [0.1, 0.05]}\n"
+    )
+    (tmp_path / "child.yaml").write_text(
+        "base: parent.yaml\nname: child\ndata: {batch_size: 10}\noptimizer: {lr: [0.2, 0.1]}\n"
+    )
+    config = load_config(tmp_path / "child.yaml")
+    assert config.name == "child"
+    assert config.data.dataset == "yinyang"  # kept from the base's section
+    assert config.data.batch_size == 10  # the child's value wins
+    assert config.optimizer.lr == [0.2, 0.1]  # lists replace, never concatenate
+
+
+def test_staged_conv_configs_share_their_first_stage_block():
+    first, third = load_config("conv/mnist"), load_config("conv/mnist_finetune2")
+    assert third.model == first.model and third.solver == first.solver
+    assert third.data.augment_shift == 1  # from the second stage, its base
+    assert third.train.init_from == "pretrained/conv-mnist-finetune"
+    assert load_config("conv/fashion").data.dataset == "fashion_mnist"
+
+
+def test_base_errors_name_the_problem(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\nname: a\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\nalgorithm: rate_ep\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("base: nowhere/missing\nname: c\n")
+    with pytest.raises(ConfigError, match=r"key 'base' = 'nowhere/missing'.*shipped configs"):
+        load_config(tmp_path / "c.yaml")
+    (tmp_path / "d.yaml").write_text("base: [1, 2]\n")
+    with pytest.raises(ConfigError, match="must name a config"):
+        load_config(tmp_path / "d.yaml")

@@ -387,12 +387,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_list(_: argparse.Namespace) -> int:
-    import yaml
-
-    from eqspike.train.config import shipped_configs
+    from eqspike.train.config import read_raw_config, shipped_configs
 
     for name, path in shipped_configs().items():
-        raw = yaml.safe_load(path.read_text())
+        raw = read_raw_config(path)
         first = next(
             (ln.lstrip("# ").strip() for ln in path.read_text().splitlines() if ln.startswith("#")),
             "",

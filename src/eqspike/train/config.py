@@ -221,12 +221,63 @@ def load_config(
 ) -> RunConfig:
     """Read a YAML config (file or shipped name), apply overrides, validate."""
     path = resolve_config_path(name_or_path)
+    raw = read_raw_config(path)
+    raw = apply_overrides(raw, list(overrides or []))
+    return validate_config(raw, str(path))
+
+
+BASE_KEY = "base"
+
+
+def merge_configs(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """``child`` over ``base``: sections merge key by key, any other value (lists too) replaces."""
+    merged = dict(base)
+    for key, value in child.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_configs(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _resolve_base(name: Any, including: Path) -> Path:
+    """A ``base:`` names a file relative to the including one, or a shipped config."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(
+            f"{including}: key 'base' must name a config (a shipped name such as conv/mnist, or a "
+            f"path relative to this file), got {name!r}"
+        )
+    relative = including.parent / name
+    for candidate in (relative, relative.with_suffix(".yaml")):
+        if candidate.is_file():
+            return candidate
+    try:
+        return resolve_config_path(name)
+    except ConfigError as exc:
+        raise ConfigError(f"{including}: key 'base' = {name!r}: {exc}") from None
+
+
+def read_raw_config(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The YAML mapping at ``path``, with its ``base:`` chain merged under it.
+
+    A config may start from another (``base: conv/mnist``) and list only what it changes, so a
+    recipe's stages share one network and solver block instead of repeating it.
+    """
+    if path.resolve() in _chain:
+        cycle = " -> ".join(str(p) for p in (*_chain, path.resolve()))
+        raise ConfigError(f"configs include each other in a cycle: {cycle}; remove one 'base'.")
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-    raw = apply_overrides(raw, list(overrides or []))
-    return validate_config(raw, str(path))
+    if not isinstance(raw, dict) or BASE_KEY not in raw:
+        return raw
+    raw = dict(raw)
+    base_path = _resolve_base(raw.pop(BASE_KEY), path)
+    base = read_raw_config(base_path, (*_chain, path.resolve()))
+    if not isinstance(base, dict):
+        raise ConfigError(f"{base_path} (the base of {path}) is not a mapping of sections.")
+    return merge_configs(base, raw)
 
 
 def config_to_yaml(config: RunConfig) -> str:
