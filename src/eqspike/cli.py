@@ -103,6 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate with a changed setting, e.g. --set solver.readout_steps=40",
     )
 
+    average = sub.add_parser(
+        "average",
+        help="average the weights of a run's epoch checkpoints into a new run directory",
+        description="Stochastic weight averaging after the fact: the mean of the weights of "
+        "RUN's checkpoints for --epochs, written with RUN's config to --out (evaluate it with "
+        "`eqspike eval OUT`). Keep the epochs by training with --set train.keep_checkpoints=K.",
+    )
+    average.add_argument("run", help="run directory whose checkpoints to average")
+    average.add_argument("--epochs", required=True, help="a range (6-10) or a list (3,5,8)")
+    average.add_argument("--out", required=True, help="new run directory for the average")
+
     grad = sub.add_parser(
         "gradcheck",
         help="compare EP updates with BPTT gradients (table + PNG)",
@@ -246,6 +257,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     result = evaluate_run(args.run, args.split, args.data_dir, args.overrides)
     print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_average(args: argparse.Namespace) -> int:
+    from eqspike.train.average import average_run, parse_epochs
+
+    path = average_run(args.run, parse_epochs(args.epochs), args.out)
+    print(f"averaged epochs {args.epochs} of {args.run}: {path}")
     return 0
 
 
@@ -402,6 +421,7 @@ def cmd_list(_: argparse.Namespace) -> int:
 COMMANDS = {
     "train": cmd_train,
     "eval": cmd_eval,
+    "average": cmd_average,
     "gradcheck": cmd_gradcheck,
     "raster": cmd_raster,
     "stdp": cmd_stdp,

@@ -322,6 +322,12 @@ class Trainer:
                 "instead (without --resume)."
             )
         ckpt = load_checkpoint(path, self.device)
+        if "optimizer" not in ckpt.state:
+            raise CheckpointError(
+                f"cannot resume {self.run_dir}: {path.name} holds averaged weights "
+                "(eqspike average) and no optimiser state; evaluate or export it, or start a "
+                f"new run from it with --set train.init_from={self.run_dir}."
+            )
         self.model.load_state_dict(ckpt.weights)
         self.optimizer.load_state_dict(ckpt.state["optimizer"])
         self.scheduler.load_state_dict(ckpt.state["scheduler"])
