@@ -16,6 +16,13 @@ cleanly after its current epoch):
     nohup python benchmarks/ttfs_accuracy.py --part mnist16 --data-dir ../shared/data \
         --stop-after-epoch 40 > ttfs_m16.log 2>&1 &
     python benchmarks/ttfs_accuracy.py --part record --data-dir ../shared/data
+
+A training part also runs data-parallel on both cores (``torch.distributed``, gloo): the global
+batch stays the configured one, split between the processes, and the result equals the
+single-process run (tests/test_trainer.py), so a run may switch between the two on resume:
+
+    OMP_NUM_THREADS=1 nohup python -m torch.distributed.run --standalone --nproc_per_node=2 \
+        benchmarks/ttfs_accuracy.py --part mnist --data-dir ../shared/data > ttfs_mnist.log 2>&1 &
 """
 
 from __future__ import annotations

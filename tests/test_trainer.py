@@ -208,6 +208,30 @@ def test_two_process_torchrun_ttfs_with_weight_bumps(tmp_path):
     assert rows[-1]["test_acc"] > 0.4
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="torchrun with gloo tested on Linux")
+def test_two_process_torchrun_ttfs_noise_follows_the_example(tmp_path):
+    """Input jitter, trial-to-trial threshold noise and spike jitter are drawn per example:
+    two processes must give each example the noise one process gives it, and an odd last batch
+    (25 examples: shares of 13 and 12) must still average to the batch's mean gradient."""
+    opts = [
+        "train.epochs=2",
+        "model.layers=[4, 30, 3]",
+        "data.train_subset=425",
+        "data.batch_size=50",
+        "encoding.jitter=0.3",
+        "distortions.threshold_noise=0.05",
+        "distortions.spike_jitter=0.02",
+        "train.plots=false",
+    ]
+    torchrun_train(["ttfs/yinyang"], opts, tmp_path / "ddp")
+    eqspike.train("ttfs/yinyang", opts, tmp_path / "single", quiet=True)
+    rows = [json.loads(r) for r in (tmp_path / "single" / "metrics.jsonl").read_text().splitlines()]
+    assert all(row["train_bumped"] == 0 for row in rows)  # bumps average differently by design
+    ddp, single = weights(tmp_path / "ddp"), weights(tmp_path / "single")
+    for key in single:
+        torch.testing.assert_close(ddp[key], single[key], rtol=1e-9, atol=1e-11)
+
+
 def test_spiking_conv_resume_is_exact_with_bernoulli_bfloat16_and_warm_start(tmp_path, mnist_root):
     """The new solver options keep runs reproducible across a resume: Bernoulli streams come
     from the checkpointed generator, bfloat16 drives and the warm start are deterministic, and

@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from eqspike.shard import per_example
+
 
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
     """Translate each image of ``x`` ``(B, C, H, W)`` by its own integer offset (dy, dx), each
@@ -19,7 +21,11 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
     if x.dim() != 4:
         raise ValueError(f"random_shift expects (B, C, H, W) images, got shape {tuple(x.shape)}")
     batch, _, height, width = x.shape
-    offsets = torch.randint(-max_shift, max_shift + 1, (2, batch), generator=generator)
+    offsets = per_example(
+        lambda full: torch.randint(-max_shift, max_shift + 1, full, generator=generator),
+        (2, batch),
+        batch_dim=1,
+    )
     offsets = offsets.to(x.device)
     padded = F.pad(x, (max_shift,) * 4)
     rows = torch.arange(height, device=x.device) + max_shift - offsets[0][:, None]  # (B, H)
@@ -37,7 +43,8 @@ def random_hflip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """
     if x.dim() != 4:
         raise ValueError(f"random_hflip expects (B, C, H, W) images, got shape {tuple(x.shape)}")
-    flip = (torch.rand(x.shape[0], generator=generator) < 0.5).to(x.device)
+    uniform = per_example(lambda full: torch.rand(full, generator=generator), (x.shape[0],))
+    flip = (uniform < 0.5).to(x.device)
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
 

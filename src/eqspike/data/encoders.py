@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from eqspike.shard import per_example
+
 
 def poisson_rate(
     x: torch.Tensor, steps: int, max_rate: float = 1.0, generator: torch.Generator | None = None
@@ -15,7 +17,11 @@ def poisson_rate(
     """Bernoulli spike trains of shape ``(steps, *x.shape)``: P(spike at t) = ``max_rate * x``."""
     _check_unit_interval(x)
     p = (x * max_rate).clamp(0.0, 1.0)
-    noise = torch.rand((steps, *x.shape), generator=generator, dtype=x.dtype, device=x.device)
+    noise = per_example(
+        lambda full: torch.rand(full, generator=generator, dtype=x.dtype, device=x.device),
+        (steps, *x.shape),
+        batch_dim=1,
+    )
     return (noise < p).to(x.dtype)
 
 

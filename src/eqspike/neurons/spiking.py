@@ -26,6 +26,7 @@ from typing import NamedTuple
 import torch
 
 from eqspike.neurons.rate import hard_sigmoid
+from eqspike.shard import per_example
 
 
 class SpikeWithSurrogate(torch.autograd.Function):
@@ -61,7 +62,9 @@ def sigma_delta_init(
     so that neurons with equal rates do not all spike on the same steps."""
     if not dither:
         return SigmaDeltaState(torch.zeros_like(like))
-    uniform = torch.rand(like.shape, generator=generator, dtype=like.dtype)
+    uniform = per_example(
+        lambda full: torch.rand(full, generator=generator, dtype=like.dtype), like.shape
+    )
     return SigmaDeltaState(uniform.to(like.device) - 0.5)
 
 
@@ -100,7 +103,12 @@ def bernoulli_step(
     side by side); one set of random numbers is drawn and shared by the k copies.
     """
     shape = (rate.shape[0] // tile, *rate.shape[1:])
-    uniform = torch.rand(shape, generator=state.generator, dtype=rate.dtype, device=rate.device)
+    uniform = per_example(
+        lambda full: torch.rand(
+            full, generator=state.generator, dtype=rate.dtype, device=rate.device
+        ),
+        shape,
+    )
     if tile > 1:
         uniform = uniform.repeat(tile, *([1] * (rate.dim() - 1)))
     spikes = (uniform < rate).to(rate.dtype)

@@ -1,9 +1,10 @@
 """Data-parallel training on ``torch.distributed`` (launch with ``torchrun``).
 
-The trainer is the same in one or N processes: each rank draws its share of every global batch
-from a :class:`~torch.utils.data.DistributedSampler`, estimates gradients on it, and the
-gradients (EP updates) are averaged with ``all_reduce`` before the optimiser steps, so every
-rank keeps identical weights. Rank 0 alone writes files. Backend: nccl on GPU, gloo on CPU.
+The trainer is the same in one or N processes: every rank shuffles the training set the same
+way, takes examples ``rank::world`` of each global batch (per-example noise follows the example,
+:mod:`eqspike.shard`), estimates gradients on them, and the gradients (EP updates) are averaged
+with ``all_reduce`` before the optimiser steps, so every rank keeps identical weights. Rank 0
+alone writes files. Backend: nccl on GPU, gloo on CPU.
 """
 
 from __future__ import annotations
@@ -40,12 +41,21 @@ def init_distributed(device_type: str) -> DistContext:
     return DistContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
 
 
-def average_gradients(params: list[torch.nn.Parameter], ctx: DistContext) -> None:
-    """Replace each ``param.grad`` by its mean over ranks (one flat all-reduce)."""
+def average_gradients(
+    params: list[torch.nn.Parameter], ctx: DistContext, share: float = 1.0
+) -> None:
+    """Replace each ``param.grad`` by its mean over ranks (one flat all-reduce).
+
+    ``share`` = n_rank · world / n_batch weighs a rank's per-example mean by how many of the
+    global batch's examples it held, so that uneven shares (the last, odd-sized batch) still
+    give the global batch's mean gradient.
+    """
     if not ctx.enabled:
         return
     grads = [p.grad for p in params]
     flat = torch.cat([g.reshape(-1) for g in grads])
+    if share != 1.0:
+        flat *= share
     dist.all_reduce(flat, op=dist.ReduceOp.SUM)
     flat /= ctx.world_size
     offset = 0

@@ -1,7 +1,8 @@
 """The one training loop every algorithm shares.
 
 An algorithm provides a model (see :mod:`eqspike.algorithms`); the trainer owns everything else:
-data splits and batching (with a DistributedSampler, identical in 1 or N processes), per-batch
+data splits and batching (one shuffled order; with N processes each global batch is split
+rank::world and per-example noise follows the example, so 1 or N processes train alike), per-batch
 random generators derived from (seed, epoch, batch) so that a resumed run replays exactly, the
 optimiser and schedule, gradient averaging across ranks, the divergence guard, evaluation,
 metrics, plots, checkpoints every epoch, and the run summary.
@@ -29,6 +30,7 @@ from eqspike.data.augment import augment_batch
 from eqspike.data.datasets import TensorDataset, load_dataset
 from eqspike.errors import CheckpointError, ConfigError, DataError, DivergenceError
 from eqspike.io import atomic_write_json, atomic_write_text
+from eqspike.shard import batch_shard
 from eqspike.train import distributed as dist_utils
 from eqspike.train.checkpoint import latest_checkpoint_path, load_checkpoint, save_checkpoint
 from eqspike.train.config import RunConfig, config_to_yaml
@@ -397,13 +399,13 @@ class Trainer:
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         cfg = self.config
-        n_train = len(self.train_y)
-        sampler = DistributedSampler(
-            range(n_train), self.ctx.world_size, self.ctx.rank, shuffle=True, seed=cfg.seed
-        )
+        rank, world = self.ctx.rank, self.ctx.world_size
+        # One shuffled order for every rank (that of a single process); each global batch is
+        # split rank::world, so per-example noise can follow the example (eqspike.shard).
+        sampler = DistributedSampler(range(len(self.train_y)), 1, 0, shuffle=True, seed=cfg.seed)
         sampler.set_epoch(epoch)
-        indices = torch.tensor(list(sampler), device=self.device)
-        batches = indices.split(cfg.data.batch_size // self.ctx.world_size)
+        order = torch.tensor(list(sampler), device=self.device)
+        batches = [g for g in order.split(cfg.data.batch_size) if len(g) >= world]
         self.model.train()
         loss_sum = correct = seen = 0.0
         stat_sums: dict[str, float] = {}
@@ -416,20 +418,23 @@ class Trainer:
             dynamic_ncols=True,
         )
         start = time.perf_counter()
-        for b, idx in enumerate(bar, start=1):
+        for b, global_batch in enumerate(bar, start=1):
+            idx = global_batch[rank::world]
             x, y = self.train_x[idx], self.train_y[idx]
-            if cfg.data.augments:
-                x = augment_batch(
-                    x,
-                    cfg.data.augment_shift,
-                    cfg.data.augment_hflip,
-                    batch_generator(cfg.seed, epoch, b, 1),
-                    batch_generator(cfg.seed, epoch, b, 2),
-                )
-            result = self.model.learning_step(x, y, batch_generator(cfg.seed, epoch, b))
+            with batch_shard(rank, world, len(global_batch)):
+                if cfg.data.augments:
+                    x = augment_batch(
+                        x,
+                        cfg.data.augment_shift,
+                        cfg.data.augment_hflip,
+                        batch_generator(cfg.seed, epoch, b, 1),
+                        batch_generator(cfg.seed, epoch, b, 2),
+                    )
+                result = self.model.learning_step(x, y, batch_generator(cfg.seed, epoch, b))
             bumped = self._apply_weight_bump(result)
-            if not bumped:
-                dist_utils.average_gradients(self.params, self.ctx)
+            if not bumped:  # each rank's mean gradient, weighted by its share of the batch
+                share = len(idx) * world / len(global_batch)
+                dist_utils.average_gradients(self.params, self.ctx, share)
             self._check_health(epoch, b, len(batches), result.loss)
             if not bumped:
                 self.optimizer.step()
@@ -457,14 +462,15 @@ class Trainer:
         """Accuracy, loss and event counts per sample on ``data``, sharded over ranks."""
         self.model.eval()
         idx = torch.arange(self.ctx.rank, len(data), self.ctx.world_size)
-        sums = evaluation_sums(
-            self.model,
-            data.x[idx],
-            data.y[idx],
-            self.config.data.eval_batch_size,
-            self.device,
-            self.dtype,
-        )
+        with batch_shard(self.ctx.rank, self.ctx.world_size, 0):  # noise independent per rank
+            sums = evaluation_sums(
+                self.model,
+                data.x[idx],
+                data.y[idx],
+                self.config.data.eval_batch_size,
+                self.device,
+                self.dtype,
+            )
         keys = sorted(sums)
         totals = dist_utils.sum_across_ranks([sums[k] for k in keys], self.ctx, self.device)
         return {k: v / len(data) for k, v in zip(keys, totals, strict=True)}

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from eqspike.shard import per_example
 from eqspike.ttfs.integrator import integrate_first_spikes
 from eqspike.ttfs.recipe import DistortionConfig, TTFSConfig
 from eqspike.ttfs.spike_times import check_input_times, spike_times
@@ -51,7 +52,10 @@ def standard_normal(
     """N(0, 1) noise drawn in float64 and cast to ``like``'s dtype and device, so that one seed
     gives the same noise in float64 and float32 runs (torch draws other numbers per dtype):
     a float32 run then follows its float64 twin up to rounding."""
-    return torch.randn(shape, generator=generator, dtype=torch.float64).to(like)
+    noise = per_example(
+        lambda full: torch.randn(full, generator=generator, dtype=torch.float64), shape
+    )
+    return noise.to(like)
 
 
 class TTFSNetwork(nn.Module):
