@@ -162,14 +162,20 @@ def test_short_mnist_subset_run_learns(tmp_path, mnist_root):
     assert summary["test_acc"] > 0.85
 
 
-def torchrun_train(config: list[str], overrides: list[str], out) -> None:
-    """``eqspike train`` in two gloo processes under torchrun (fails the test on error)."""
-    sets = [arg for o in overrides for arg in ("--set", o)]
+def torchrun_cli(args: list[str]) -> None:
+    """``eqspike ARGS`` in two gloo processes under torchrun (fails the test on error)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    cmd += ["-m", "eqspike.cli", "train", *config, *sets, "--out", str(out), "--quiet"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [*cmd, "-m", "eqspike.cli", *args], capture_output=True, text=True, env=env, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def torchrun_train(config: list[str], overrides: list[str], out) -> None:
+    """``eqspike train`` in two processes under torchrun."""
+    sets = [arg for o in overrides for arg in ("--set", o)]
+    torchrun_cli(["train", *config, *sets, "--out", str(out), "--quiet"])
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="torchrun with gloo tested on Linux")
@@ -227,9 +233,14 @@ def test_two_process_torchrun_ttfs_noise_follows_the_example(tmp_path):
     eqspike.train("ttfs/yinyang", opts, tmp_path / "single", quiet=True)
     rows = [json.loads(r) for r in (tmp_path / "single" / "metrics.jsonl").read_text().splitlines()]
     assert all(row["train_bumped"] == 0 for row in rows)  # bumps average differently by design
-    ddp, single = weights(tmp_path / "ddp"), weights(tmp_path / "single")
-    for key in single:
-        torch.testing.assert_close(ddp[key], single[key], rtol=1e-9, atol=1e-11)
+    # a run started in one process and resumed in two continues the same trajectory
+    eqspike.train("ttfs/yinyang", opts, tmp_path / "switch", quiet=True, stop_after_epoch=1)
+    torchrun_cli(["train", "--resume", str(tmp_path / "switch"), "--quiet"])
+    single = weights(tmp_path / "single")
+    for other in ("ddp", "switch"):
+        ddp = weights(tmp_path / other)
+        for key in single:
+            torch.testing.assert_close(ddp[key], single[key], rtol=1e-9, atol=1e-11)
 
 
 def test_spiking_conv_resume_is_exact_with_bernoulli_bfloat16_and_warm_start(tmp_path, mnist_root):
