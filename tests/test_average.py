@@ -55,3 +55,14 @@ def test_average_refuses_missing_epochs_and_bad_ranges(source_run, tmp_path, cap
     with pytest.raises(CheckpointError, match="range such as 6-10"):
         parse_epochs("six")
     assert parse_epochs("6-8") == [6, 7, 8] and parse_epochs("3,5") == [3, 5]
+
+
+def test_non_float_tensors_must_agree():
+    from eqspike.train.average import average_weights
+
+    same = {"w": torch.ones(2), "mask": torch.tensor([1, 0])}
+    other = {"w": torch.zeros(2), "mask": torch.tensor([1, 0])}
+    assert torch.equal(average_weights([same, other])["mask"], torch.tensor([1, 0]))
+    assert torch.equal(average_weights([same, other])["w"], torch.full((2,), 0.5))
+    with pytest.raises(CheckpointError, match=r"'mask'.*cannot be averaged"):
+        average_weights([same, {"w": torch.zeros(2), "mask": torch.tensor([0, 1])}])

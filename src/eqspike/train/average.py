@@ -57,10 +57,19 @@ def average_weights(weights: list[dict[str, torch.Tensor]]) -> dict[str, torch.T
                 "the checkpoints hold different tensors (keys or shapes); average only epochs "
                 "of one run."
             )
-    return {
-        key: (sum(w[key].double() for w in weights) / len(weights)).to(weights[0][key].dtype)
-        for key in keys
-    }
+    averaged = {}
+    for key in keys:
+        first = weights[0][key]
+        if first.is_floating_point():
+            averaged[key] = (sum(w[key].double() for w in weights) / len(weights)).to(first.dtype)
+        elif all(torch.equal(w[key], first) for w in weights[1:]):
+            averaged[key] = first  # counters, masks: the same in every epoch, kept as they are
+        else:
+            raise CheckpointError(
+                f"tensor {key!r} ({first.dtype}) differs between the epochs and cannot be "
+                "averaged; average only runs whose non-float state is fixed."
+            )
+    return averaged
 
 
 def average_run(run_dir: str | Path, epochs: list[int], out: str | Path) -> Path:
