@@ -8,8 +8,8 @@ recompute, so the average is a model as it stands.
 
 Keep the epochs you want to average: train with ``--set train.keep_checkpoints=K`` (the trainer
 prunes older ones). The result is a run directory holding the source's config and one checkpoint
-with the averaged weights: ``eqspike eval``, ``export`` and ``train.init_from`` accept it; it
-cannot be resumed (it has no optimiser state).
+with the averaged weights, which ``eqspike eval``, ``train.init_from`` and everything else that
+loads a run's latest checkpoint accept; it cannot be resumed (it has no optimiser state).
 """
 
 from __future__ import annotations
