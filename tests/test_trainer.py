@@ -236,6 +236,9 @@ def test_two_process_torchrun_ttfs_noise_follows_the_example(tmp_path):
     # a run started in one process and resumed in two continues the same trajectory
     eqspike.train("ttfs/yinyang", opts, tmp_path / "switch", quiet=True, stop_after_epoch=1)
     torchrun_cli(["train", "--resume", str(tmp_path / "switch"), "--quiet"])
+    assert (
+        "(epoch 1) in 2 data-parallel processes" in (tmp_path / "switch" / "train.log").read_text()
+    )
     single = weights(tmp_path / "single")
     for other in ("ddp", "switch"):
         ddp = weights(tmp_path / other)

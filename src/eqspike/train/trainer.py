@@ -340,7 +340,19 @@ class Trainer:
         if self.ctx.is_main:
             # A longer run (train.epochs raised with --set) keeps its config up to date.
             atomic_write_text(self.run_dir / "config.yaml", config_to_yaml(self.config))
-        log.info("resuming %s from %s (epoch %d)", self.run_dir, path.name, ckpt.state["epoch"])
+        log.info(
+            "resuming %s from %s (epoch %d)%s",
+            self.run_dir,
+            path.name,
+            ckpt.state["epoch"],
+            self._process_note(),
+        )
+
+    def _process_note(self) -> str:
+        """For the log: how many data-parallel processes train (a run may change it on resume,
+        which changes its epoch times, not its result)."""
+        world = self.ctx.world_size
+        return f" in {world} data-parallel processes" if world > 1 else ""
 
     # --- training -----------------------------------------------------------------------
 
@@ -485,7 +497,7 @@ class Trainer:
         last_epoch = min(cfg.train.epochs, stop_after_epoch or cfg.train.epochs)
         if self.start_epoch == 1:
             log.info(
-                "training %s (%s) on %s: %d train / %s validation / %d test samples -> %s",
+                "training %s (%s) on %s: %d train / %s validation / %d test samples -> %s%s",
                 cfg.name,
                 cfg.algorithm,
                 cfg.data.dataset,
@@ -493,6 +505,7 @@ class Trainer:
                 len(self.splits.validation) if self.splits.validation else 0,
                 len(self.splits.test),
                 self.run_dir,
+                self._process_note(),
             )
         for epoch in range(self.start_epoch, last_epoch + 1):
             row: dict[str, Any] = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"]}
