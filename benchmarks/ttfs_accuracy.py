@@ -119,8 +119,10 @@ def main() -> None:
         metrics,
         notes="Yin-Yang: mean ± std over seeds 0-2, 300 epochs each. MNIST runs: the epochs "
         "reached within the CPU budget (status 'stopped' = unfinished; resume with --part). "
-        "epoch_seconds: training only, 1 thread; float64 except the 784-350-10 MNIST run "
-        "(float32; mnist_float64_*: its float64 predecessor, stopped).",
+        "epoch_seconds: training only, 1 thread per process, averaged over the run's epochs; "
+        "float64 except the 784-350-10 MNIST run (float32; mnist_float64_*: its float64 "
+        "predecessor, stopped), which trained epochs 1-45 in one process and later ones in two "
+        "data-parallel processes (torchrun; same result, see tests/test_trainer.py).",
         targets={
             "yinyang_test_acc": ">= 0.959",
             "mnist_test_acc": ">= 0.971",
