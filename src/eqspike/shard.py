@@ -8,8 +8,9 @@ single-process run. Instead, :func:`per_example` draws the noise of the whole gl
 keeps the rows of this rank's examples: the examples get exactly the noise they get in one
 process, whatever the number of ranks.
 
-The trainer declares the split with :func:`batch_shard` around each learning step; outside it
-(one process, evaluation, tests) :func:`per_example` is a plain draw.
+The trainer declares the split with :func:`batch_shard` around each learning step; evaluation,
+whose shares are not slices of one global batch, declares no global size, so the ranks draw
+independent noise. Outside any split (one process, tests) :func:`per_example` is a plain draw.
 """
 
 from __future__ import annotations
