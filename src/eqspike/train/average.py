@@ -20,15 +20,14 @@ import torch
 
 from eqspike.errors import CheckpointError
 from eqspike.io import atomic_write_json, atomic_write_text
-from eqspike.train.checkpoint import load_checkpoint, save_checkpoint
+from eqspike.train.checkpoint import epoch_dirs, load_checkpoint, save_checkpoint
 
 AVERAGE_FILE = "averaged.json"
 
 
 def available_epochs(run_dir: Path) -> list[int]:
     """Epochs whose checkpoint folders exist in ``run_dir``."""
-    root = Path(run_dir) / "checkpoints"
-    return sorted(int(p.name.removeprefix("epoch-")) for p in root.glob("epoch-*") if p.is_dir())
+    return [int(p.name.removeprefix("epoch-")) for p in epoch_dirs(run_dir)]
 
 
 def parse_epochs(text: str) -> list[int]:

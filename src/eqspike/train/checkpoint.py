@@ -62,9 +62,15 @@ def save_checkpoint(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     atomic_write_text(root / LATEST, name + "\n")
-    for old in sorted(p for p in root.glob("epoch-*") if p.is_dir())[:-keep]:
+    for old in epoch_dirs(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def epoch_dirs(run_dir: Path) -> list[Path]:
+    """The run's complete epoch checkpoint folders, oldest first."""
+    root = Path(run_dir) / "checkpoints"
+    return sorted(p for p in root.glob("epoch-*") if p.is_dir())
 
 
 def latest_checkpoint_path(run_dir: Path) -> Path | None:
