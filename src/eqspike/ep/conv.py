@@ -16,6 +16,14 @@ pooling (the exact derivative of ⟨maxpool(z), s⟩ almost everywhere). Paramet
 
     ∂Φ/∂W_n = s_{n-1} ⋆ P_n†(s_n)  (the conv weight gradient),   ∂Φ/∂b_n = Σ_{h,w} P_n†(s_n)
 
+**Softmax readout** (``readout=True``; Laborieux et al. 2021): the last (fc) interaction is
+not a layer of the dynamics but a readout o = W_r s_N + b_r of the top free layer s_N, with the
+cost C = −log softmax(o)_y. Φ leaves it out, so the free phase never sees it; the nudge pulls
+the top layer along −∂C/∂s_N = W_rᵀ(y − softmax(o)), and EP's update of W_r, b_r is the
+cost's own gradient (β_a ∂C/∂θ_r(s^a) − β_b ∂C/∂θ_r(s^b)) / (β_a − β_b), the readout's share
+of ∂F/∂θ (:meth:`ConvParams.cost_grads`). The default, an output *layer* with the squared
+error ½‖s_N − y‖², has hard-sigmoid outputs that a nudge cannot move once they saturate.
+
 Functions take (architecture, parameters) explicitly so that tests compare with autograd of
 :func:`conv_phi`, as for the Hopfield MLP (:mod:`eqspike.ep.energy`).
 """
@@ -29,6 +37,8 @@ from typing import Literal, NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from eqspike.ep.energy import squared_error
 
 Pooling = Literal["avg", "max"]
 
@@ -104,7 +114,40 @@ class ConvParams(NamedTuple):
         return self.replaced([scale * (ga - gb) for ga, gb in zip(a.flat(), b.flat(), strict=True)])
 
     def init_state(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return [x.new_zeros(x.shape[0], *shape) for shape in self.arch.shapes[1:]]
+        """Every free layer at zero (a softmax readout has no state)."""
+        free = self.arch.shapes[1 : 1 + self.arch.n_free]
+        return [x.new_zeros(x.shape[0], *shape) for shape in free]
+
+    def prediction(self, top: torch.Tensor) -> torch.Tensor:
+        """The output layer itself, or the readout's logits W_r s_N + b_r."""
+        if not self.arch.readout:
+            return top
+        return torch.addmm(self.biases[-1], top.flatten(1), self.weights[-1].t())
+
+    def nudge(self, top: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """−∂C/∂s_N: y − s_N, or W_rᵀ(y − softmax(o)) through the readout."""
+        if not self.arch.readout:
+            return target - top
+        error = target - torch.softmax(self.prediction(top), dim=1)
+        return (error @ self.weights[-1]).view_as(top)
+
+    def cost(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """C per example: ½‖s_N − y‖², or the cross-entropy of the readout's softmax."""
+        if not self.arch.readout:
+            return squared_error(prediction, target)
+        return -(target * torch.log_softmax(prediction, dim=1)).sum(1)
+
+    def cost_grads(self, top: torch.Tensor, target: torch.Tensor) -> ConvParams | None:
+        """Batch-averaged ∂C/∂θ at the top layer ``top``: the readout's (p − y) s_Nᵀ and
+        p − y, zero for every other interaction; None without a readout."""
+        if not self.arch.readout:
+            return None
+        error = torch.softmax(self.prediction(top), dim=1) - target
+        flat = [torch.zeros_like(p) for p in self.flat()]
+        n = len(self.weights)
+        flat[n - 1] = error.t() @ top.flatten(1) / top.shape[0]
+        flat[-1] = error.mean(0)
+        return self.replaced(flat)
 
     def flat(self) -> list[torch.Tensor]:
         return [*self.weights, *self.biases]
@@ -121,9 +164,17 @@ class ConvArchitecture:
     input_shape: tuple[int, int, int]
     layers: tuple[LayerSpec, ...]
     shapes: tuple[tuple[int, ...], ...]
+    readout: bool = False  # the last interaction is a softmax readout, not a free layer
 
     @classmethod
-    def build(cls, input_shape: tuple[int, int, int], layers: list[LayerSpec]) -> ConvArchitecture:
+    def build(
+        cls, input_shape: tuple[int, int, int], layers: list[LayerSpec], readout: bool = False
+    ) -> ConvArchitecture:
+        if readout and (len(layers) < 2 or layers[-1].kind != "fc"):
+            raise ValueError(
+                "a softmax readout needs an fc last layer (one unit per class) above at least "
+                f"one free layer; got {[spec.kind for spec in layers]}"
+            )
         shapes: list[tuple[int, ...]] = [tuple(input_shape)]
         trace = [f"input {tuple(input_shape)}"]
         for n, spec in enumerate(layers, start=1):
@@ -148,11 +199,16 @@ class ConvArchitecture:
             else:
                 shapes.append((spec.units,))
             trace.append(f"{spec.kind} {shapes[-1]}")
-        return cls(tuple(input_shape), tuple(layers), tuple(shapes))
+        return cls(tuple(input_shape), tuple(layers), tuple(shapes), readout)
 
     @property
     def n_layers(self) -> int:
         return len(self.layers)
+
+    @property
+    def n_free(self) -> int:
+        """Layers the dynamics relax: all but a softmax readout."""
+        return self.n_layers - 1 if self.readout else self.n_layers
 
     def spike_fan_out(self, layer: int) -> int:
         """Synapses a spike of free layer ``layer`` (1 … N) drives, event-driven: up through the
@@ -288,7 +344,7 @@ def conv_drives(
     """∂Φ/∂s_n for every layer from the same states (one pass over the interactions)."""
     states = [x, *acts]
     drives = [torch.zeros_like(a) for a in acts]
-    for n, spec in enumerate(arch.layers):
+    for n, spec in enumerate(arch.layers[: arch.n_free]):
         w, b = params.weights[n], params.biases[n]
         up, indices = interaction_up(spec, w, b, states[n])
         drives[n] = drives[n] + up
@@ -300,10 +356,11 @@ def conv_drives(
 def conv_phi(
     arch: ConvArchitecture, params: ConvParams, x: torch.Tensor, acts: list[torch.Tensor]
 ) -> torch.Tensor:
-    """Φ(x, s) per example, shape (batch,): the oracle of the closed forms."""
+    """Φ(x, s) per example, shape (batch,): the oracle of the closed forms (a softmax readout
+    is not part of it)."""
     states = [x, *acts]
     total = x.new_zeros(x.shape[0])
-    for n, spec in enumerate(arch.layers):
+    for n, spec in enumerate(arch.layers[: arch.n_free]):
         up, _ = interaction_up(spec, params.weights[n], params.biases[n], states[n])
         total = total + (up * acts[n]).flatten(1).sum(1)
     return total
@@ -312,29 +369,35 @@ def conv_phi(
 def conv_param_grads(
     arch: ConvArchitecture, params: ConvParams, x: torch.Tensor, acts: list[torch.Tensor]
 ) -> ConvParams:
-    """Batch-averaged ∂Φ/∂θ at the states ``acts`` (max pooling: argmax of those states)."""
+    """Batch-averaged ∂Φ/∂θ at the states ``acts`` (max pooling: argmax of those states);
+    zero for a softmax readout, which Φ does not contain."""
     states = [x, *acts]
     weights, biases = [], []
-    for n, spec in enumerate(arch.layers):
+    for n, spec in enumerate(arch.layers[: arch.n_free]):
         w, b = params.weights[n], params.biases[n]
         indices = interaction_up(spec, w, b, states[n])[1] if spec.pool == "max" else None
         gw, gb = interaction_param_grads(spec, w, b, acts[n], states[n], indices)
         weights.append(gw)
         biases.append(gb)
+    if arch.readout:
+        weights.append(torch.zeros_like(params.weights[-1]))
+        biases.append(torch.zeros_like(params.biases[-1]))
     return ConvParams(tuple(weights), tuple(biases), arch)
 
 
 class ConvEnergy(nn.Module):
-    """Parameters of a conv convergent network (``layers`` are :class:`LayerSpec`)."""
+    """Parameters of a conv convergent network (``layers`` are :class:`LayerSpec`;
+    ``readout``: the last one is a softmax readout, trained with the cross-entropy)."""
 
     def __init__(
         self,
         input_shape: tuple[int, int, int],
         layers: list[LayerSpec],
         generator: torch.Generator | None = None,
+        readout: bool = False,
     ) -> None:
         super().__init__()
-        self.arch = ConvArchitecture.build(input_shape, layers)
+        self.arch = ConvArchitecture.build(input_shape, layers, readout)
         init = init_conv_params(self.arch, generator)
         self.weights = nn.ParameterList(nn.Parameter(w) for w in init.weights)
         self.biases = nn.ParameterList(nn.Parameter(b) for b in init.biases)

@@ -28,6 +28,11 @@ from torch import nn
 Activities = list[torch.Tensor]
 
 
+def squared_error(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """C = ½ ‖s_N − y‖² per example (target one-hot): the cost of an output *layer*."""
+    return 0.5 * ((output - target) ** 2).sum(1)
+
+
 class MLPParams(NamedTuple):
     """Weights ``W_n`` of shape (size_n, size_{n-1}) and biases ``b_n``, for n = 1..N.
 
@@ -51,6 +56,21 @@ class MLPParams(NamedTuple):
         self, x: torch.Tensor, acts_a: Activities, acts_b: Activities, scale: float
     ) -> MLPParams:
         return phi_param_grad_difference(x, acts_a, acts_b, scale)
+
+    def prediction(self, top: torch.Tensor) -> torch.Tensor:
+        """What the network predicts from its top free layer: the output layer itself."""
+        return top
+
+    def nudge(self, top: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """−∂C/∂s_N = y − s_N, the direction β pulls the output layer in."""
+        return target - top
+
+    def cost(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return squared_error(prediction, target)
+
+    def cost_grads(self, top: torch.Tensor, target: torch.Tensor) -> None:
+        """∂C/∂θ: none, the squared error holds no parameters."""
+        return None
 
     def init_state(self, x: torch.Tensor) -> Activities:
         """All free layers at zero (both reference codes start there)."""

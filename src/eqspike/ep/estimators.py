@@ -25,7 +25,7 @@ from typing import Literal
 import torch
 
 from eqspike.ep.energy import Activities, MLPParams
-from eqspike.ep.solvers import FixedPointSolver, nudge_loss
+from eqspike.ep.solvers import FixedPointSolver
 
 EPVariant = Literal["one_sided", "random_sign", "centered"]
 
@@ -174,21 +174,33 @@ class EquilibriumPropagation(RecordingEstimator):
         state_a = solver.start_phase(free)
         state_b = solver.start_phase(free) if beta_b != 0.0 else free
         history = []
+
+        def update():
+            a, b = solver.readout(state_a), solver.readout(state_b)
+            grads = params.param_grad_difference(x, a, b, scale)
+            cost_a = params.cost_grads(a[-1], target)
+            if cost_a is None:  # the cost holds no parameters (an output layer)
+                return grads
+            # A readout's parameters are in C, not Φ: their share of (∂F/∂θ(a) − ∂F/∂θ(b)) /
+            # (β_a − β_b) is (β_a ∂C/∂θ(a) − β_b ∂C/∂θ(b)) / (β_a − β_b).
+            cost_b = params.cost_grads(b[-1], target)
+            weight_a, weight_b = -beta_a * scale, beta_b * scale
+            return params.replaced(
+                [
+                    g + weight_a * ga + weight_b * gb
+                    for g, ga, gb in zip(grads.flat(), cost_a.flat(), cost_b.flat(), strict=True)
+                ]
+            )
+
         with torch.no_grad():
             for _ in range(phases.nudged_steps):
                 state_a = solver.step(params, x_drive, state_a, beta_a, target)
                 if beta_b != 0.0:
                     state_b = solver.step(params, x_drive, state_b, beta_b, target)
                 if record:
-                    history.append(
-                        params.param_grad_difference(
-                            x, solver.readout(state_a), solver.readout(state_b), scale
-                        )
-                    )
-            grads = params.param_grad_difference(
-                x, solver.readout(state_a), solver.readout(state_b), scale
-            )
-        output = solver.output(free)
+                    history.append(update())
+            grads = update()
+        output = params.prediction(solver.output(free))
         stats = {"free_output_drift": output_drift(*window_means)} if window else {}
         phase_stats = getattr(solver, "phase_stats", None)
         if phase_stats is not None:  # spiking solvers: events of the free and nudged phases
@@ -198,7 +210,7 @@ class EquilibriumPropagation(RecordingEstimator):
                 nudged.append(phase_stats(state_b))
             for key in nudged[0]:
                 stats[key] = stats[f"free_{key}"] + sum(n[key] for n in nudged)
-        return EstimatorResult(grads, output, nudge_loss(output, target), stats), history
+        return EstimatorResult(grads, output, params.cost(output, target), stats), history
 
 
 # Tensors autograd keeps per layer and step (drive, pre-activation, state, spike phase, masks).
@@ -260,12 +272,13 @@ class BackpropThroughTime:
             x_drive = live.input_drive(x)
             for _ in range(graph_steps):
                 state = solver.step(live, x_drive, state)
-            loss = nudge_loss(solver.output(state), target)
+            prediction = live.prediction(solver.output(state))
+            loss = live.cost(prediction, target)
             grads = torch.autograd.grad(loss.mean(), leaves, allow_unused=True)
         grads = [
             torch.zeros_like(p) if g is None else g for g, p in zip(grads, leaves, strict=True)
         ]
-        output = solver.output(state).detach()
+        output = prediction.detach()
         return EstimatorResult(params.replaced(grads), output, loss.detach())
 
     def trajectory(
@@ -293,7 +306,7 @@ class BackpropThroughTime:
                 perturbed = [p.detach() + d for p, d in zip(flat, delta, strict=True)]
                 live = params.replaced(perturbed)
                 state = solver.step(live, live.input_drive(x), state)
-            loss = nudge_loss(solver.output(state), target).mean()
+            loss = live.cost(live.prediction(solver.output(state)), target).mean()
             per_step = torch.autograd.grad(
                 loss, [d for delta in deltas for d in delta], allow_unused=True
             )

@@ -1,6 +1,7 @@
 """The EP network as an ``nn.Module``: energy (Hopfield MLP or conv) + solver + estimator.
 
-``forward(x)`` relaxes the free phase and returns the output layer's activities, so the network
+``forward(x)`` relaxes the free phase and returns the prediction (the output layer's
+activities, or a softmax readout's logits), so the network
 drops into a user's PyTorch code; :meth:`EPNetwork.learning_step` fills ``param.grad`` with the
 estimator's gradient so any ``torch.optim`` optimiser (and an all-reduce across ranks) applies it.
 """
@@ -14,7 +15,7 @@ from eqspike.ep.conv import ConvEnergy
 from eqspike.ep.energy import HopfieldMLP
 from eqspike.ep.estimators import EstimatorResult, Phases, drift_window
 from eqspike.ep.precision import drive_params
-from eqspike.ep.solvers import FixedPointSolver, nudge_loss
+from eqspike.ep.solvers import FixedPointSolver
 
 # Output drift between the free phase's last two windows (estimators.output_drift) above which
 # it counts as unsettled. Measured on 128 training images: the stalled 40-step conv runs 0.28
@@ -66,23 +67,25 @@ class EPNetwork(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Free-phase output activities, shape (batch, n_out).
+        """Free-phase prediction, shape (batch, n_out): the output layer's activities, or the
+        logits of a softmax readout of the top layer.
 
         Event statistics of the pass (spikes per sample... for spiking solvers) are left in
         :attr:`last_forward_stats`.
         """
-        output, self.last_forward_stats = self.solver.free_output(
-            self.relaxation_params(), self.prepare_input(x), self.phases.free_steps
+        params = self.relaxation_params()
+        top, self.last_forward_stats = self.solver.free_output(
+            params, self.prepare_input(x), self.phases.free_steps
         )
-        return output
+        return params.prediction(top)
 
     def target(self, labels: torch.Tensor) -> torch.Tensor:
         """One-hot targets y for the output layer."""
         return nn.functional.one_hot(labels, self.sizes[-1]).to(self.energy.weights[0].dtype)
 
     def loss(self, output: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """C = ½ ‖s_N − y‖² per example."""
-        return nudge_loss(output, self.target(labels))
+        """C per example: ½ ‖s_N − y‖², or a softmax readout's cross-entropy."""
+        return self.energy.params().cost(output, self.target(labels))
 
     def layer_parameters(self) -> list[list[nn.Parameter]]:
         """[W_n, b_n] per layer, for per-layer learning rates."""

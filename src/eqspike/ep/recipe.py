@@ -221,6 +221,12 @@ class ConvModelConfig(StrictModel):
             ConvLayerConfig(kind="fc", units=10),
         ]
     )
+    loss: Literal["squared_error", "cross_entropy"] = Field(
+        "squared_error",
+        description="squared_error: the last fc layer is a free output layer, C = ½‖s_N − y‖²; "
+        "cross_entropy: the last fc layer is a softmax readout of the layer below, outside the "
+        "dynamics (Laborieux et al. 2021), C = −log softmax(o)_y",
+    )
 
 
 class ConvSolverConfig(SolverConfig):
@@ -275,7 +281,9 @@ class ConvEPConfig(RunConfig):
     def _check_model(self) -> ConvEPConfig:
         self.optimizer.layer_lrs(len(self.model.layers))
         try:
-            ConvArchitecture.build(tuple(self.model.input_shape), _layer_specs(self.model))
+            ConvArchitecture.build(
+                tuple(self.model.input_shape), _layer_specs(self.model), _has_readout(self.model)
+            )
         except ValueError as exc:
             raise ValueError(f"model.layers: {exc}") from None
         if self.model.layers[-1].kind != "fc":
@@ -291,6 +299,10 @@ class ConvEPConfig(RunConfig):
                 f"dataset {self.data.dataset!r} ({n_inputs} input values, {n_classes} classes); "
                 f"use input_shape [1, 28, 28] for MNIST-like images and {n_classes} final units."
             )
+
+
+def _has_readout(model: ConvModelConfig) -> bool:
+    return model.loss == "cross_entropy"
 
 
 def _layer_specs(model: ConvModelConfig) -> list[LayerSpec]:
@@ -310,7 +322,12 @@ def _layer_specs(model: ConvModelConfig) -> list[LayerSpec]:
 def build_conv_ep(config: ConvEPConfig, generator: torch.Generator) -> EPNetwork:
     """The conv EP network a config describes, initialised from ``generator``."""
     shape = tuple(config.model.input_shape)
-    energy = ConvEnergy(shape, _layer_specs(config.model), generator)  # type: ignore[arg-type]
+    energy = ConvEnergy(
+        shape,  # type: ignore[arg-type]
+        _layer_specs(config.model),
+        generator,
+        _has_readout(config.model),
+    )
     cfg = config.solver
     if cfg.kind == "sigma_delta":
         if any(layer.kind == "conv" and layer.pool == "max" for layer in config.model.layers):

@@ -128,7 +128,7 @@ class SigmaDeltaSolver:
         for n, (s, neuron, a, total) in enumerate(layers):
             h = params.layer_drive(x_drive, state.decoded, n)
             if beta != 0.0 and n == last:
-                h = h + beta * (target - s)
+                h = h + beta * params.nudge(s, target)
             s = hard_sigmoid(h if eps == 1.0 else (1.0 - eps) * s + eps * h)
             q, neuron = fire(s, neuron)  # the neuron's step (surrogate/straight-through for BPTT)
             rates.append(s)

@@ -2,11 +2,14 @@
 
 Total energy (the Lyapunov function of the dynamics), with states s_n kept in the box [0, 1]:
 
-    F(s) = ½ Σ_n ‖s_n‖² − Φ(x, s) + β C(s),      C = ½ ‖s_N − y‖²
+    F(s) = ½ Σ_n ‖s_n‖² − Φ(x, s) + β C(s),      C = ½ ‖s_N − y‖² (or a readout's cost)
 
 One projected Euler step of du/dt = −∂F/∂s with step ε is
 
-    s_n ← σ( (1 − ε) s_n + ε (drive_n + nudge_n) ),     nudge_N = β (y − s_N),  σ = clamp(·, 0, 1)
+    s_n ← σ( (1 − ε) s_n + ε (drive_n + nudge_n) ),     nudge_N = −β ∂C/∂s_N,  σ = clamp(·, 0, 1)
+
+with −∂C/∂s_N = y − s_N for an output layer, and W_rᵀ(y − softmax(W_r s_N + b_r)) for the conv
+energy's softmax readout (``params.nudge``; :mod:`eqspike.ep.conv`).
 
 * ``ε = 1`` is the discrete-time "prototypical" dynamics s ← σ(∂Φ/∂s) of Ernoult et al. (2019);
 * ``ε < 1`` is the continuous-time Hopfield dynamics of Scellier & Bengio (2017), whose code
@@ -32,15 +35,13 @@ from typing import Literal
 
 import torch
 
-from eqspike.ep.energy import Activities, MLPParams
+from eqspike.ep.energy import Activities, MLPParams, squared_error
 from eqspike.neurons.rate import hard_sigmoid
 
 UpdateOrder = Literal["synchronous", "asynchronous"]
 
 
-def nudge_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """C = ½ ‖s_N − y‖² per example (target one-hot)."""
-    return 0.5 * ((output - target) ** 2).sum(1)
+nudge_loss = squared_error  # C = ½ ‖s_N − y‖² per example (the Hopfield MLP's cost)
 
 
 def feedforward_state(params: MLPParams, x: torch.Tensor) -> Activities:
@@ -86,6 +87,7 @@ class FixedPointSolver:
         return state
 
     def output(self, state: Activities) -> torch.Tensor:
+        """The top free layer (the prediction is ``params.prediction`` of it)."""
         return state[-1]
 
     def _layer_update(
@@ -99,7 +101,7 @@ class FixedPointSolver:
     ) -> torch.Tensor:
         h = params.layer_drive(x_drive, state, n)
         if beta != 0.0 and n == len(state) - 1:
-            h = h + beta * (target - state[n])
+            h = h + beta * params.nudge(state[n], target)
         eps = self.step_size
         return hard_sigmoid(h if eps == 1.0 else (1.0 - eps) * state[n] + eps * h)
 
@@ -156,7 +158,7 @@ class FixedPointSolver:
         """F per example (shape (batch,)), the quantity the dynamics descend."""
         f = 0.5 * sum((s**2).flatten(1).sum(1) for s in state) - params.phi(x, state)
         if beta != 0.0:
-            f = f + beta * nudge_loss(state[-1], target)
+            f = f + beta * params.cost(params.prediction(state[-1]), target)
         return f
 
 

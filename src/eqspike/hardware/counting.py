@@ -182,6 +182,12 @@ def count_ep_events(run, x: torch.Tensor, y: torch.Tensor, x_train, y_train) -> 
                 "fan-out counts the kernel positions it reaches (conv) or the units (fc); "
                 "the update changes every weight once per batch"
             )
+            if arch.readout:
+                job.notes.append(
+                    "softmax readout (model.loss: cross_entropy): its synaptic events are "
+                    "counted as the top layer's spikes reaching its units; the softmax and the "
+                    "nudge it feeds back are not counted"
+                )
     elif spiking:
         model(x)
         native["inference"] = _spiking_ep_native(model.last_forward_stats, sizes, False)
