@@ -121,6 +121,31 @@ def check_negative_beta_phase(variant: str, beta: float) -> None:
         )
 
 
+def ep_update(params, solver, x, target, state_a, state_b, betas: tuple[float, float]):
+    """EP's estimate of ∂L/∂θ from two phases with nudging β_a, β_b (β_b = 0: the free state):
+
+        (∂F/∂θ(a) − ∂F/∂θ(b)) / (β_a − β_b),   F = ½‖s‖² − Φ + β C
+
+    Φ's share is −(∂Φ/∂θ(a) − ∂Φ/∂θ(b)) / (β_a − β_b); a cost that holds parameters (a
+    softmax readout) adds (β_a ∂C/∂θ(a) − β_b ∂C/∂θ(b)) / (β_a − β_b) for them.
+    """
+    beta_a, beta_b = betas
+    scale = -1.0 / (beta_a - beta_b)
+    a, b = solver.readout(state_a), solver.readout(state_b)
+    grads = params.param_grad_difference(x, a, b, scale)
+    cost_a = params.cost_grads(a[-1], target)
+    if cost_a is None:  # the cost holds no parameters (an output layer)
+        return grads
+    cost_b = params.cost_grads(b[-1], target)
+    weight_a, weight_b = -beta_a * scale, beta_b * scale
+    return params.replaced(
+        [
+            g + weight_a * ga + weight_b * gb
+            for g, ga, gb in zip(grads.flat(), cost_a.flat(), cost_b.flat(), strict=True)
+        ]
+    )
+
+
 @dataclass(frozen=True)
 class EquilibriumPropagation(RecordingEstimator):
     """EP with a nudging strength ``beta`` > 0 and a variant (one-sided, random-sign, centred)."""
@@ -169,37 +194,18 @@ class EquilibriumPropagation(RecordingEstimator):
                     free = solver.step(params, x_drive, free)
                     total += solver.output(free)
                 window_means.append(total / window)
-        beta_a, beta_b = self._signed_betas(generator)
-        scale = -1.0 / (beta_a - beta_b)
+        betas = beta_a, beta_b = self._signed_betas(generator)
         state_a = solver.start_phase(free)
         state_b = solver.start_phase(free) if beta_b != 0.0 else free
         history = []
-
-        def update():
-            a, b = solver.readout(state_a), solver.readout(state_b)
-            grads = params.param_grad_difference(x, a, b, scale)
-            cost_a = params.cost_grads(a[-1], target)
-            if cost_a is None:  # the cost holds no parameters (an output layer)
-                return grads
-            # A readout's parameters are in C, not Φ: their share of (∂F/∂θ(a) − ∂F/∂θ(b)) /
-            # (β_a − β_b) is (β_a ∂C/∂θ(a) − β_b ∂C/∂θ(b)) / (β_a − β_b).
-            cost_b = params.cost_grads(b[-1], target)
-            weight_a, weight_b = -beta_a * scale, beta_b * scale
-            return params.replaced(
-                [
-                    g + weight_a * ga + weight_b * gb
-                    for g, ga, gb in zip(grads.flat(), cost_a.flat(), cost_b.flat(), strict=True)
-                ]
-            )
-
         with torch.no_grad():
             for _ in range(phases.nudged_steps):
                 state_a = solver.step(params, x_drive, state_a, beta_a, target)
                 if beta_b != 0.0:
                     state_b = solver.step(params, x_drive, state_b, beta_b, target)
                 if record:
-                    history.append(update())
-            grads = update()
+                    history.append(ep_update(params, solver, x, target, state_a, state_b, betas))
+            grads = ep_update(params, solver, x, target, state_a, state_b, betas)
         output = params.prediction(solver.output(free))
         stats = {"free_output_drift": output_drift(*window_means)} if window else {}
         phase_stats = getattr(solver, "phase_stats", None)
