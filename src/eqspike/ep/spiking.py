@@ -36,7 +36,6 @@ from eqspike.ep.estimators import (
     RecordingEstimator,
     check_negative_beta_phase,
 )
-from eqspike.ep.solvers import nudge_loss
 from eqspike.neurons.spiking import membrane_step, spike_count_rate, spike_encoder
 
 MIN_RATE_WINDOW = 10
@@ -179,7 +178,7 @@ class SpikingSolver:
         encoder = spike_encoder(self.neuron)
         h = drives(params, input_drive, state.spikes)
         if isinstance(beta, torch.Tensor) or beta != 0.0:
-            h[-1] = h[-1] + beta * (target - state.rates[-1])
+            h[-1] = h[-1] + beta * params.nudge(state.rates[-1], target)
         membranes, rates, spikes, encoders = [], [], [], []
         for drive, membrane, enc in zip(h, state.membranes, state.encoders, strict=True):
             s, u = membrane_step(drive, membrane, self.epsilon)
@@ -322,7 +321,7 @@ class SpikeDrivenEP(RecordingEstimator):
         grads = self._scale(acc_w, acc_b, w0, tile, batch)
         output = free.rates[-1]
         stats = free_stats | counts.per_sample(batch)
-        return EstimatorResult(grads, output, nudge_loss(output, target), stats), history
+        return EstimatorResult(grads, output, params.cost(output, target), stats), history
 
     def _scale(self, acc_w, acc_b, w0, tile, batch) -> MLPParams:
         """g = −acc / (phases · β · batch): acc already holds acc⁺ − acc⁻ when centred."""
@@ -429,4 +428,4 @@ class SpikeCountEP:
         grads = phi_param_grad_difference(plus[0], plus[1:], minus[1:], scale)
         output = free.rates[-1]
         stats = free_stats | counts.per_sample(batch)
-        return EstimatorResult(grads, output, nudge_loss(output, target), stats)
+        return EstimatorResult(grads, output, params.cost(output, target), stats)
