@@ -3,6 +3,8 @@ adjoints, shape errors."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -237,6 +239,28 @@ def test_bfloat16_drives_stay_close_and_updates_stay_full_precision():
     # measured: 0.955 for the first conv's weights (a small difference of two phases), >= 0.997
     # for every other tensor
     assert min(cosines) > 0.9 and sum(cosines) / len(cosines) > 0.98
+
+
+@pytest.mark.parametrize(
+    ("flags", "warns"),
+    [({"fpu", "avx2"}, True), ({"avx2", "avx512f", "avx512_bf16"}, False), (None, False)],
+)
+def test_bfloat16_drives_warn_once_where_the_cpu_emulates_them(monkeypatch, caplog, flags, warns):
+    """An AVX2-only CPU emulates bfloat16 (16x slower drives, measured): say so, with the fix,
+    once per process; a CPU with bfloat16 instructions, or one that cannot be told, is quiet."""
+    from eqspike.ep import precision
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: None if flags is None else frozenset(flags))
+    precision._warn_if_emulated.cache_clear()
+    energy, _, _ = _net("avg")
+    with caplog.at_level(logging.WARNING, logger="eqspike"):
+        for _ in range(3):
+            precision.drive_params(energy.float().params(), torch.bfloat16)
+    messages = [r.getMessage() for r in caplog.records if "drive_dtype" in r.getMessage()]
+    assert len(messages) == (1 if warns else 0)
+    if warns:
+        assert "emulated" in messages[0] and "--set solver.drive_dtype=float32" in messages[0]
+    precision._warn_if_emulated.cache_clear()
 
 
 @pytest.mark.parametrize("neuron", ["sigma_delta", "bernoulli"])

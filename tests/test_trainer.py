@@ -58,6 +58,14 @@ def test_resume_gives_exactly_the_uninterrupted_weights(tmp_path):
     assert [json.loads(r)["epoch"] for r in rows] == [1, 2, 3, 4]
 
 
+def test_resume_with_overrides_records_them_in_config_and_log(tmp_path):
+    run = tmp_path / "r"
+    eqspike.train(None, [*QUICK, "train.epochs=1"], run, quiet=True)
+    eqspike.resume(run, ["train.epochs=2"], quiet=True)
+    assert "epochs: 2" in (run / "config.yaml").read_text()
+    assert "from epoch 2 on with --set train.epochs=2" in (run / "train.log").read_text()
+
+
 def test_a_new_run_never_overwrites_an_existing_one(tmp_path):
     eqspike.train(None, [*QUICK, "train.epochs=1"], tmp_path / "r", quiet=True)
     before = weights(tmp_path / "r")

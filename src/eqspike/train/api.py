@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,10 +61,18 @@ def resume(
     quiet: bool = False,
     stop_after_epoch: int | None = None,
 ) -> dict[str, Any]:
-    """Continue a run from its latest checkpoint (``overrides`` may raise ``train.epochs``)."""
+    """Continue a run from its latest checkpoint (``overrides`` may raise ``train.epochs``, or
+    change what keeps the parameter shapes, e.g. ``solver.drive_dtype``)."""
     trainer = Trainer(
         read_run_config(run_dir, overrides), run_dir, data_dir, resume=True, quiet=quiet
     )
+    if overrides:
+        # config.yaml now holds the changed values: the log keeps from which epoch on.
+        logging.getLogger("eqspike").info(
+            "from epoch %d on with --set %s (config.yaml updated)",
+            trainer.start_epoch,
+            " ".join(overrides),
+        )
     try:
         return trainer.fit(stop_after_epoch)
     finally:
