@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from eqspike.ep.precision import native_bfloat16
 from eqspike.io import atomic_write_json, atomic_write_text
 from eqspike.train.environment import cpu_model
 
@@ -32,6 +33,7 @@ def machine() -> dict[str, Any]:
     return {
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
+        "cpu_bfloat16": native_bfloat16("cpu"),  # emulated bfloat16 drives run ~16x slower
         "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(),
         "python": platform.python_version(),

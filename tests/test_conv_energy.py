@@ -250,7 +250,9 @@ def test_bfloat16_drives_warn_once_where_the_cpu_emulates_them(monkeypatch, capl
     once per process; a CPU with bfloat16 instructions, or one that cannot be told, is quiet."""
     from eqspike.ep import precision
 
-    monkeypatch.setattr(precision, "cpu_flags", lambda: None if flags is None else frozenset(flags))
+    monkeypatch.setattr(
+        precision.environment, "cpu_flags", lambda: None if flags is None else frozenset(flags)
+    )
     precision._warn_if_emulated.cache_clear()
     energy, _, _ = _net("avg")
     with caplog.at_level(logging.WARNING, logger="eqspike"):

@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import functools
 import logging
-from pathlib import Path
 from typing import Any
 
 import torch
+
+from eqspike.train import environment
 
 log = logging.getLogger(__name__)
 
@@ -83,24 +84,10 @@ def native_bfloat16(device: torch.device | str) -> bool | None:
         return torch.cuda.is_bf16_supported()
     if device.type != "cpu":
         return None
-    flags = cpu_flags()
+    flags = environment.cpu_flags()
     if flags is None:
         return None
     return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
-
-
-@functools.cache
-def cpu_flags() -> frozenset[str] | None:
-    """The CPU's feature flags from /proc/cpuinfo (x86 ``flags``, ARM ``Features``), or None."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            return frozenset(value.split())
-    return None
 
 
 @functools.cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import subprocess
@@ -23,18 +24,33 @@ def _git_commit() -> str | None:
         return None
 
 
-def cpu_model() -> str:
+@functools.cache
+def _cpuinfo(*keys: str) -> str | None:
+    """The first value of any of ``keys`` in /proc/cpuinfo (None off Linux or if absent)."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in keys:
+            return value.strip()
+    return None
+
+
+def cpu_model() -> str:
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
+
+
+def cpu_flags() -> frozenset[str] | None:
+    """The CPU's feature flags (x86 ``flags``, ARM ``Features``), or None where unknown."""
+    flags = _cpuinfo("flags", "Features")
+    return None if flags is None else frozenset(flags.split())
 
 
 def environment(device: torch.device | None = None) -> dict[str, Any]:
     from eqspike import __version__
+    from eqspike.ep.precision import native_bfloat16
 
     info: dict[str, Any] = {
         "eqspike": __version__,
@@ -44,6 +60,7 @@ def environment(device: torch.device | None = None) -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
+        "cpu_bfloat16": native_bfloat16("cpu"),  # emulated bfloat16 drives run ~16x slower
         "torch_threads": torch.get_num_threads(),
         "device": str(device) if device is not None else "cpu",
         "cuda_available": torch.cuda.is_available(),
