@@ -336,3 +336,15 @@ def test_init_from_starts_a_new_schedule_from_another_runs_weights(tmp_path):
             tmp_path / "third",
             quiet=True,
         )
+
+
+def test_accuracy_at_chance_warns_with_the_fix():
+    from eqspike.train.trainer import chance_warnings
+
+    collapsed = chance_warnings({"train_acc": 0.098, "test_acc": 0.1}, 0.102)
+    assert len(collapsed) == 1 and "most frequent class" in collapsed[0]
+    assert "optimizer.lr" in collapsed[0]
+    assert chance_warnings({"train_acc": 0.098, "test_acc": 0.62}, 0.102) == []
+    assert chance_warnings({"train_acc": 0.41, "test_acc": 0.40}, 0.41) != []  # Yin-Yang-like
+    assert chance_warnings({"train_acc": 0.6, "test_acc": 0.55}, 0.41) == []
+    assert chance_warnings({"test_acc": 0.1}, 0.1) == []

@@ -155,6 +155,23 @@ def evaluation_sums(
     return sums
 
 
+def chance_warnings(row: dict[str, Any], majority: float) -> list[str]:
+    """A network whose training and test accuracy are no better than always answering the
+    most frequent class (``majority``: that class's share of the training set) has collapsed
+    to one answer: no NaN, nothing to stop on, but nothing learned either (seen with the fc
+    layers' learning rates raised 10x on conv EP). Say so, with the likely fix."""
+    train, test = row.get("train_acc"), row.get("test_acc")
+    if train is None or test is None or max(train, test) > majority + 0.01:
+        return []
+    return [
+        f"training and test accuracy ({train:.1%} / {test:.1%}) are no better than always "
+        f"answering the most frequent class ({majority:.1%}): the network has stopped telling "
+        "inputs apart. If the learning rates were raised, lower optimizer.lr (the top layers' "
+        "first) and start again; earlier checkpoints (train.keep_checkpoints) keep the weights "
+        "from before."
+    ]
+
+
 class Trainer:
     """Trains the model of ``config`` into ``run_dir`` (resuming from it if ``resume``)."""
 
@@ -196,6 +213,8 @@ class Trainer:
 
         self.splits = load_splits(config, data_dir)
         config.check_data(self.splits.train.n_inputs, self.splits.train.n_classes)
+        labels = self.splits.train.y
+        self.majority_share = float(torch.bincount(labels).max()) / max(len(labels), 1)
         if config.data.augments and len(self.splits.train.input_shape) != 3:
             raise ConfigError(
                 "data.augment_shift / data.augment_hflip move images, but "
@@ -517,7 +536,8 @@ class Trainer:
                 row |= {"val_acc": val["acc"], "val_loss": val["loss"]}
             test = self.evaluate(self.splits.test)
             row |= {f"test_{k}": v for k, v in test.items()}
-            for warning in getattr(self.model, "activity_warnings", lambda _: [])(row):
+            warnings = getattr(self.model, "activity_warnings", lambda _: [])(row)
+            for warning in [*warnings, *chance_warnings(row, self.majority_share)]:
                 log.warning("epoch %d: %s", epoch, warning)
             self.metrics.rows.append(row)  # every rank keeps the history; rank 0 writes it
             stop = self._stop_requested()
