@@ -348,3 +348,23 @@ def test_accuracy_at_chance_warns_with_the_fix():
     assert chance_warnings({"train_acc": 0.41, "test_acc": 0.40}, 0.41) != []  # Yin-Yang-like
     assert chance_warnings({"train_acc": 0.6, "test_acc": 0.55}, 0.41) == []
     assert chance_warnings({"test_acc": 0.1}, 0.1) == []
+
+
+def test_summary_says_how_far_a_run_got_after_every_epoch(tmp_path, monkeypatch):
+    """A run killed between epochs (SIGKILL, a lost machine) leaves a summary of its last
+    finished epoch, marked unfinished, not one from an earlier session."""
+    from eqspike.train import trainer as trainer_module
+
+    seen = []
+    real_barrier = trainer_module.dist_utils.barrier
+
+    def barrier_spy(ctx):  # the trainer's barrier after each epoch's checkpoint (and others)
+        path = tmp_path / "r" / "summary.json"
+        if path.exists():
+            seen.append(json.loads(path.read_text()))
+        return real_barrier(ctx)
+
+    monkeypatch.setattr(trainer_module.dist_utils, "barrier", barrier_spy)
+    final = eqspike.train(None, [*QUICK, "train.epochs=2"], tmp_path / "r", quiet=True)
+    assert [(s["status"], s["epochs"]) for s in seen] == [("unfinished", 1), ("unfinished", 2)]
+    assert seen[-1]["test_acc"] == final["test_acc"] and final["status"] == "completed"

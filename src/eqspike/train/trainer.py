@@ -510,7 +510,8 @@ class Trainer:
         """Train from ``start_epoch`` to ``train.epochs``; returns the run summary.
 
         ``stop_after_epoch`` ends this session early (status ``stopped``, resumable), e.g. to
-        split a long run across sessions without changing its schedule.
+        split a long run across sessions without changing its schedule. While it trains,
+        summary.json says ``unfinished`` as of the last finished epoch.
         """
         cfg = self.config
         last_epoch = min(cfg.train.epochs, stop_after_epoch or cfg.train.epochs)
@@ -546,6 +547,9 @@ class Trainer:
             if self.ctx.is_main:
                 self._save(epoch, row)
                 self.metrics.write()
+                # Until fit() ends, the summary says how far the run got, so that one killed
+                # between epochs (no chance to write "stopped") is not reported as older.
+                atomic_write_json(self.run_dir / "summary.json", self._summary("unfinished"))
                 # Curves cost ~0.3 s to draw: at most every 30 s, and always after the last epoch.
                 now = time.perf_counter()
                 if cfg.train.plots and (epoch == last_epoch or now - self._plotted_at > 30):
