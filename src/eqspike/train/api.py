@@ -61,8 +61,8 @@ def resume(
     quiet: bool = False,
     stop_after_epoch: int | None = None,
 ) -> dict[str, Any]:
-    """Continue a run from its latest checkpoint (``overrides`` may raise ``train.epochs``, or
-    change what keeps the parameter shapes, e.g. ``solver.drive_dtype``)."""
+    """Continue a run from its latest checkpoint (``overrides`` may raise ``train.epochs`` or
+    change any setting that keeps the parameter shapes, e.g. ``solver.drive_dtype``)."""
     trainer = Trainer(
         read_run_config(run_dir, overrides), run_dir, data_dir, resume=True, quiet=quiet
     )
