@@ -350,6 +350,24 @@ def test_accuracy_at_chance_warns_with_the_fix():
     assert chance_warnings({"test_acc": 0.1}, 0.1) == []
 
 
+def test_the_collapse_check_runs_every_epoch_and_reaches_the_log(tmp_path, monkeypatch):
+    """The training loop passes each epoch's row and the training set's majority share to
+    chance_warnings and logs what it returns."""
+    from eqspike.train import trainer as trainer_module
+
+    calls = []
+
+    def spy(row, majority):
+        calls.append((row["epoch"], majority))
+        return ["collapse-check-reached-the-log"]
+
+    monkeypatch.setattr(trainer_module, "chance_warnings", spy)
+    eqspike.train(None, [*QUICK, "train.epochs=2"], tmp_path / "r", quiet=True)
+    assert [epoch for epoch, _ in calls] == [1, 2] and 0.0 < calls[0][1] < 1.0
+    log_text = (tmp_path / "r" / "train.log").read_text()
+    assert log_text.count("collapse-check-reached-the-log") == 2
+
+
 def test_summary_says_how_far_a_run_got_after_every_epoch(tmp_path, monkeypatch):
     """A run killed between epochs (SIGKILL, a lost machine) leaves a summary of its last
     finished epoch, marked unfinished, not one from an earlier session."""

@@ -54,7 +54,7 @@ class SolverConfig(StrictModel):
     drive_dtype: Literal["float32", "float64", "bfloat16"] | None = Field(
         None,
         description="dtype of the drives during relaxation (None: the training dtype); "
-        "bfloat16 runs conv drives ~1.4x faster on CPUs with AVX512-BF16 or AMX, but ~16x "
+        "bfloat16 ran conv drives 1.4x faster on a CPU with bfloat16 instructions, but 16x "
         "slower where bfloat16 is emulated (AVX2 only; see ep/precision.py)",
     )
 
