@@ -1,8 +1,8 @@
 """Mixed precision for the relaxation: drives in a low-precision dtype, everything else not.
 
 The relaxation spends its time in the drives ∂Φ/∂s_n (convolutions, their transposes, matrix
-products), evaluated 100+ times per batch. On a CPU with bfloat16 instructions
-bfloat16 drives ran faster than float32 ones (2C2FC net, one thread: 8.3 vs 11.7 ms per pass,
+products), evaluated 100+ times per batch. On a CPU with bfloat16 instructions, bfloat16
+drives ran faster than float32 ones (2C2FC net, one thread: 8.3 vs 11.7 ms per pass,
 a 1.38× faster learning step; benchmarks/results/conv_speed.json), and the drives of a noisy,
 clipped dynamics do not need 24 mantissa bits. So :class:`LowPrecisionDrives` wraps an
 energy's parameter object:

@@ -167,8 +167,8 @@ def chance_warnings(row: dict[str, Any], majority: float) -> list[str]:
         f"training and test accuracy ({train:.1%} / {test:.1%}) are no better than always "
         f"answering the most frequent class ({majority:.1%}): the network has stopped telling "
         "inputs apart. If the learning rates were raised, lower optimizer.lr (the top layers' "
-        "first) and start again; earlier checkpoints (train.keep_checkpoints) keep the weights "
-        "from before."
+        "first) and start again; the checkpoints kept (train.keep_checkpoints, 2 by default) "
+        "may still hold weights from before the collapse."
     ]
 
 
