@@ -18,7 +18,7 @@ a session cleanly after an epoch):
 * ``record``: writes ``benchmarks/results/conv_accuracy.json`` (``mnist_test_error``,
   ``fashion_test_error``: the recipe's result so far -- the latest stage that has begun;
   ``<dataset>_first_stage_test_error``; ``epochs``, ``epoch_seconds``, hardware) from
-  wherever the runs got, with each run's status (``stopped`` = unfinished).
+  wherever the runs got, with each run's status (``stopped`` or ``unfinished`` = not finished).
 
     nohup python benchmarks/conv_accuracy.py --part mnist --data-dir ../shared/data &
     python benchmarks/conv_accuracy.py --part record --data-dir ../shared/data
@@ -129,7 +129,7 @@ def main() -> None:
         "conv_accuracy",
         metrics,
         notes="2C2FC spiking conv EP (Sigma-Delta, average pooling, centred EP). Runs resume "
-        "from pretrained/<config name>; status 'stopped' = not finished. "
+        "from pretrained/<config name>; status 'stopped' or 'unfinished' = not finished. "
         "<recipe>_test_error is the recipe's result so far: the latest stage that has begun "
         "(<recipe>_<stage>_*: finetune, finetune2), else the first stage's. fashion_ce_* is "
         "a candidate recipe (softmax readout), not the one checked against the target.",
