@@ -12,9 +12,9 @@ a session cleanly after an epoch):
   first stage has completed;
 * ``mnist-finetune2``: a third MNIST stage, ``configs/conv/mnist_finetune2.yaml``, from the
   second stage's final weights into ``pretrained/conv-mnist-finetune2``;
-* ``fashion-ce`` / ``fashion-ce-finetune``: a candidate Fashion-MNIST recipe with a softmax
-  readout (``configs/conv/fashion_ce.yaml``, then its shifts + mirrors stage), recorded as
-  ``fashion_ce_*`` beside the ``fashion`` recipe;
+* ``fashion-ce`` / ``fashion-ce-finetune`` / ``fashion-ce-finetune2``: a candidate
+  Fashion-MNIST recipe with a softmax readout (``configs/conv/fashion_ce.yaml``, then two
+  shifts + mirrors stages), recorded as ``fashion_ce_*`` beside the ``fashion`` recipe;
 * ``record``: writes ``benchmarks/results/conv_accuracy.json`` (``mnist_test_error``,
   ``fashion_test_error``: the recipe's result so far -- the latest stage that has begun;
   ``<dataset>_first_stage_test_error``; ``epochs``, ``epoch_seconds``, hardware) from
@@ -43,7 +43,7 @@ PRETRAINED = ROOT / "pretrained"
 RECIPES = {
     "mnist": ("conv/mnist", "conv/mnist_finetune", "conv/mnist_finetune2"),
     "fashion": ("conv/fashion", "conv/fashion_finetune"),
-    "fashion_ce": ("conv/fashion_ce", "conv/fashion_ce_finetune"),
+    "fashion_ce": ("conv/fashion_ce", "conv/fashion_ce_finetune", "conv/fashion_ce_finetune2"),
 }
 
 
