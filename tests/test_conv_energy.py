@@ -357,6 +357,8 @@ def test_warm_start_reaches_the_same_fixed_point_sooner():
         ("conv/mnist_quick", "solver.neuron=bernoulli", "spiking solver only"),
         ("conv/mnist_quick", "solver.decay=0.9", "spiking solver only"),
         ("conv/mnist_spiking_quick", "solver.update=asynchronous", "synchronously"),
+        ("conv/mnist_quick", "solver.step_size=0.2", "ignored by kind 'discrete'"),
+        ("rate_ep/mnist", "solver.step_size=0.2", "ignored by kind 'discrete'"),
     ],
 )
 def test_solver_keys_the_dynamics_would_ignore_are_errors(config, override, message):

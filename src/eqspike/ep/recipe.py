@@ -58,6 +58,19 @@ class SolverConfig(StrictModel):
         "slower where bfloat16 is emulated (AVX2 only; see ep/precision.py)",
     )
 
+    @model_validator(mode="after")
+    def _check_step_size(self) -> SolverConfig:
+        """``discrete`` dynamics take full steps (ε = 1): a step_size other than 1 (or the
+        default, which saved configs list) would be silently ignored."""
+        default = type(self).model_fields["step_size"].default
+        if self.kind == "discrete" and self.step_size not in (1.0, default):
+            raise ValueError(
+                f"step_size = {self.step_size} is ignored by kind 'discrete', which takes full "
+                "steps (eps = 1); use kind: continuous for Euler steps of that size, or remove "
+                "step_size"
+            )
+        return self
+
 
 class EstimatorConfig(StrictModel):
     """Gradient estimator (see :mod:`eqspike.ep.estimators`)."""
