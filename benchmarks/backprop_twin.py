@@ -64,6 +64,8 @@ def accuracy(params: ConvParams, x: torch.Tensor, y: torch.Tensor, batch: int = 
 
 def train_twin(config: ConvEPConfig, data_dir: str | None) -> dict[str, list[float]]:
     """Train the twin of ``config`` by backprop; per-epoch test / validation accuracy."""
+    if config.optimizer.schedule != "cosine" or config.optimizer.kind != "adam":
+        raise SystemExit("backprop_twin follows Adam + cosine recipes only (the conv configs').")
     torch.manual_seed(config.seed)
     network = build_conv_ep(config, torch.Generator().manual_seed(config.seed))
     splits = load_splits(config, data_dir)
@@ -78,8 +80,6 @@ def train_twin(config: ConvEPConfig, data_dir: str | None) -> dict[str, list[flo
         {"params": ps, "lr": lr} for ps, lr in zip(layers, cfg.layer_lrs(len(layers)), strict=True)
     ]
     optimizer = torch.optim.Adam(groups)
-    if cfg.schedule != "cosine" or cfg.kind != "adam":
-        raise SystemExit("backprop_twin follows Adam + cosine recipes only (the conv configs').")
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.train.epochs)
     history: dict[str, list[float]] = {"test": [], "validation": [], "train": [], "seconds": []}
     for epoch in range(1, config.train.epochs + 1):
