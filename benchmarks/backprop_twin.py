@@ -33,12 +33,11 @@ import torch
 import torch.nn.functional as F
 from common import RESULTS, record
 
-from eqspike.data.augment import augment_batch
 from eqspike.ep.conv import ConvParams
 from eqspike.ep.recipe import ConvEPConfig, build_conv_ep
 from eqspike.neurons.rate import hard_sigmoid
 from eqspike.train.config import load_config
-from eqspike.train.trainer import batch_generator, load_splits
+from eqspike.train.trainer import augment_training_batch, load_splits
 
 NAME = "backprop_twin"
 
@@ -89,14 +88,7 @@ def train_twin(config: ConvEPConfig, data_dir: str | None) -> dict[str, list[flo
         start, correct = time.perf_counter(), 0
         for b, idx in enumerate(order.split(config.data.batch_size), start=1):
             x, y = train_x[idx], train_y[idx]
-            if config.data.augments:
-                x = augment_batch(
-                    x,
-                    config.data.augment_shift,
-                    config.data.augment_hflip,
-                    batch_generator(config.seed, epoch, b, 1),
-                    batch_generator(config.seed, epoch, b, 2),
-                )
+            x = augment_training_batch(config, x, epoch, b)
             params = network.energy.params()
             prediction = feed_forward(params, x)
             loss = params.cost(prediction, F.one_hot(y, prediction.shape[1]).float()).mean()

@@ -88,6 +88,23 @@ def batch_generator(seed: int, epoch: int, batch: int, stream: int = 0) -> torch
     return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
 
 
+def augment_training_batch(
+    config: RunConfig, x: torch.Tensor, epoch: int, batch: int
+) -> torch.Tensor:
+    """Batch ``batch`` of ``epoch`` with the config's augmentations (``data.augment_*``), each
+    from its own stream of (seed, epoch, batch); ``x`` unchanged when the config has none."""
+    cfg = config.data
+    if not cfg.augments:
+        return x
+    return augment_batch(
+        x,
+        cfg.augment_shift,
+        cfg.augment_hflip,
+        batch_generator(config.seed, epoch, batch, 1),
+        batch_generator(config.seed, epoch, batch, 2),
+    )
+
+
 def predict(model: nn.Module, output: torch.Tensor) -> torch.Tensor:
     """Predicted classes: the model's own rule (``predict``, e.g. earliest spike, -1 for "no
     answer") or the argmax of its output scores."""
@@ -453,14 +470,7 @@ class Trainer:
             idx = global_batch[rank::world]
             x, y = self.train_x[idx], self.train_y[idx]
             with batch_shard(rank, world, len(global_batch)):
-                if cfg.data.augments:
-                    x = augment_batch(
-                        x,
-                        cfg.data.augment_shift,
-                        cfg.data.augment_hflip,
-                        batch_generator(cfg.seed, epoch, b, 1),
-                        batch_generator(cfg.seed, epoch, b, 2),
-                    )
+                x = augment_training_batch(cfg, x, epoch, b)
                 result = self.model.learning_step(x, y, batch_generator(cfg.seed, epoch, b))
             bumped = self._apply_weight_bump(result)
             if not bumped:  # each rank's mean gradient, weighted by its share of the batch
