@@ -16,7 +16,10 @@ writes ``benchmarks/results/backprop_twin.json``. For each config label ``<label
 config name after ``conv/``, plus ``--label-suffix``): ``<label>_test_accuracy``,
 ``<label>_validation_accuracy`` and ``<label>_train_accuracy`` per epoch (train: on the images
 as trained, augmented where the config augments), ``<label>_final_test_accuracy``,
-``<label>_epoch_seconds`` and ``<label>_overrides`` (the ``--set`` values it ran with).
+``<label>_epoch_seconds``, ``<label>_silent_fraction`` (per free layer, the fraction of
+units with drive ≤ 0 on the first 2000 test images after the last epoch; ``_by_epoch``: after
+each epoch) and
+``<label>_overrides`` (the ``--set`` values it ran with).
 Results of earlier invocations are kept. Any config key can be changed with ``--set`` (e.g.
 ``--set data.augment_shift=1``), and ``--epochs`` shortens the run (the cosine schedule
 follows it). Second stages (``train.init_from``) are refused: give the first stage and the
@@ -42,14 +45,28 @@ from eqspike.train.trainer import augment_training_batch, load_splits
 NAME = "backprop_twin"
 
 
-def feed_forward(params: ConvParams, x: torch.Tensor) -> torch.Tensor:
-    """The twin's prediction: each layer driven from below only (``layer_drive`` adds the
-    feedback of layer n+1 only when that layer is in ``acts``), then the output or readout."""
+def feed_forward_drives(params: ConvParams, x: torch.Tensor) -> list[torch.Tensor]:
+    """The drive of each free layer, each driven from below only (``layer_drive`` adds the
+    feedback of layer n+1 only when that layer is in ``acts``)."""
     x_drive = params.input_drive(x)
+    drives: list[torch.Tensor] = []
     acts: list[torch.Tensor] = []
     for n in range(params.arch.n_free):
-        acts.append(hard_sigmoid(params.layer_drive(x_drive, acts, n)))
-    return params.prediction(acts[-1])
+        drives.append(params.layer_drive(x_drive, acts, n))
+        acts.append(hard_sigmoid(drives[-1]))
+    return drives
+
+
+def feed_forward(params: ConvParams, x: torch.Tensor) -> torch.Tensor:
+    """The twin's prediction: the output layer or the readout on top of the bottom-up sweep."""
+    return params.prediction(hard_sigmoid(feed_forward_drives(params, x)[-1]))
+
+
+def silent_fractions(params: ConvParams, x: torch.Tensor) -> list[float]:
+    """Per free layer, the fraction of units whose drive is ≤ 0 (the hard sigmoid passes them
+    no gradient); ``conv_fixed_point.py`` measures the same at the EP runs' fixed points."""
+    with torch.no_grad():
+        return [round(float((d <= 0).float().mean()), 4) for d in feed_forward_drives(params, x)]
 
 
 def accuracy(params: ConvParams, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> float:
@@ -80,7 +97,13 @@ def train_twin(config: ConvEPConfig, data_dir: str | None) -> dict[str, list[flo
     ]
     optimizer = torch.optim.Adam(groups)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.train.epochs)
-    history: dict[str, list[float]] = {"test": [], "validation": [], "train": [], "seconds": []}
+    history: dict[str, list] = {
+        "test": [],
+        "validation": [],
+        "train": [],
+        "seconds": [],
+        "silent": [],
+    }
     for epoch in range(1, config.train.epochs + 1):
         order = torch.randperm(
             len(train_y), generator=torch.Generator().manual_seed(config.seed + epoch)
@@ -101,6 +124,7 @@ def train_twin(config: ConvEPConfig, data_dir: str | None) -> dict[str, list[flo
         history["seconds"].append(time.perf_counter() - start)
         history["train"].append(correct / len(train_y))
         history["test"].append(accuracy(params, test_x, test_y))
+        history["silent"].append(silent_fractions(params, test_x[:2000]))
         if val_x is not None:
             history["validation"].append(accuracy(params, val_x, val.y))
         print(
@@ -139,6 +163,8 @@ def main() -> None:
         metrics[f"{label}_validation_accuracy"] = [round(a, 4) for a in history["validation"]]
         metrics[f"{label}_train_accuracy"] = [round(a, 4) for a in history["train"]]
         metrics[f"{label}_final_test_accuracy"] = round(history["test"][-1], 4)
+        metrics[f"{label}_silent_fraction"] = history["silent"][-1]
+        metrics[f"{label}_silent_fraction_by_epoch"] = history["silent"]
         metrics[f"{label}_overrides"] = overrides
         metrics[f"{label}_epoch_seconds"] = round(
             sum(history["seconds"]) / len(history["seconds"]), 1
