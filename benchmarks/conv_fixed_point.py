@@ -36,7 +36,7 @@ from eqspike.train.trainer import load_splits
 
 
 def _accuracy(params, top: torch.Tensor, labels: torch.Tensor) -> float:
-    return float((params.prediction(top).argmax(1) == labels).float().mean())
+    return round(float((params.prediction(top).argmax(1) == labels).float().mean()), 4)
 
 
 def _norm_ratio(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -63,7 +63,7 @@ def fixed_point_metrics(run: str, data_dir: str | None, samples: int, steps: int
             "epochs": int(loaded.meta.get("epoch", 0)),
             "fixed_point_acc": _accuracy(params, fixed[-1], labels),
             "feedforward_acc": _accuracy(params, forward[-1], labels),
-            "last_step_change": _norm_ratio(last[-1] - before[-1], last[-1]),
+            "last_step_change": round(_norm_ratio(last[-1] - before[-1], last[-1]), 6),
         }
         ratio, shift, silent, saturated = [], [], [], []
         for n in range(len(fixed)):
