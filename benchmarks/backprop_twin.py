@@ -34,7 +34,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from common import RESULTS, record
+from common import RESULTS, record, this_command
 
 from eqspike.ep.conv import ConvParams
 from eqspike.ep.recipe import ConvEPConfig, build_conv_ep
@@ -146,7 +146,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_flush_denormal(True)
     path = RESULTS / f"{NAME}.json"
-    metrics = json.loads(path.read_text())["metrics"] if path.exists() else {}
+    previous = json.loads(path.read_text()) if path.exists() else {"metrics": {}, "command": ""}
+    metrics = previous["metrics"]
+    # earlier invocations' metrics are kept, so are their commands
+    commands = [c for c in previous["command"].split("; ") if c]
+    if this_command() not in commands:
+        commands.append(this_command())
     for name in args.configs:
         overrides = list(args.set) + ([f"train.epochs={args.epochs}"] if args.epochs else [])
         config = load_config(name, overrides)
@@ -172,6 +177,7 @@ def main() -> None:
         record(
             NAME,
             metrics,
+            command="; ".join(commands),
             notes="Feed-forward twins of conv EP configs trained by backprop (not EP): what "
             "each architecture + recipe reaches with exact gradients; one seed each.",
         )

@@ -52,13 +52,23 @@ def train_or_resume(config, out: Path, data_dir, stop_after: int | None = None) 
     return train(config, None, out, data_dir, False, stop_after)
 
 
+def this_command() -> str:
+    """The command line that runs this benchmark, as a user would type it."""
+    return "python " + " ".join(shlex.quote(a) for a in sys.argv)
+
+
 def record(
-    name: str, metrics: dict[str, Any], notes: str = "", targets: dict | None = None
+    name: str,
+    metrics: dict[str, Any],
+    notes: str = "",
+    targets: dict | None = None,
+    command: str | None = None,
 ) -> Path:
-    """Write results/<name>.json and refresh the table in BENCHMARKS.md."""
+    """Write results/<name>.json and refresh the table in BENCHMARKS.md; ``command``: the
+    command(s) behind the metrics (default: this one)."""
     result = {
         "name": name,
-        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+        "command": command or this_command(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "metrics": metrics,
