@@ -18,8 +18,7 @@ config name after ``conv/``, plus ``--label-suffix``): ``<label>_test_accuracy``
 as trained, augmented where the config augments), ``<label>_final_test_accuracy``,
 ``<label>_epoch_seconds``, ``<label>_silent_fraction`` (per free layer, the fraction of
 units with drive ≤ 0 on the first 2000 test images after the last epoch; ``_by_epoch``: after
-each epoch) and
-``<label>_overrides`` (the ``--set`` values it ran with).
+each epoch) and ``<label>_overrides`` (the ``--set`` values it ran with).
 Results of earlier invocations are kept. Any config key can be changed with ``--set`` (e.g.
 ``--set data.augment_shift=1``), and ``--epochs`` shortens the run (the cosine schedule
 follows it). Second stages (``train.init_from``) are refused: give the first stage and the
@@ -78,8 +77,9 @@ def accuracy(params: ConvParams, x: torch.Tensor, y: torch.Tensor, batch: int = 
     return correct / len(y)
 
 
-def train_twin(config: ConvEPConfig, data_dir: str | None) -> dict[str, list[float]]:
-    """Train the twin of ``config`` by backprop; per-epoch test / validation accuracy."""
+def train_twin(config: ConvEPConfig, data_dir: str | None) -> dict[str, list]:
+    """Train the twin of ``config`` by backprop; per-epoch accuracies, seconds and silent
+    fractions."""
     if config.optimizer.schedule != "cosine" or config.optimizer.kind != "adam":
         raise SystemExit("backprop_twin follows Adam + cosine recipes only (the conv configs').")
     torch.manual_seed(config.seed)

@@ -15,7 +15,8 @@ the rate network their spikes approximate):
 - ``silent_fraction`` / ``saturated_fraction``: units whose drive at s* is ≤ 0 / ≥ 1, where
   the hard sigmoid passes no gradient;
 - ``last_step_change``: ‖s_N(T) − s_N(T−1)‖ / ‖s_N(T)‖ of the top layer after the run's own
-  T free steps of its own update order (is the run's free phase settled?).
+  T free steps of its own update order (is a rate run's free phase settled? For spiking runs
+  it describes the rate network only, not their spiking free phase).
 
     python benchmarks/conv_fixed_point.py --data-dir ../shared/data \
         pretrained/conv-fashion-ce-rate-bptt pretrained/conv-fashion-ce-rate \
@@ -68,8 +69,7 @@ def fixed_point_metrics(run: str, data_dir: str | None, samples: int, steps: int
         ratio, shift, silent, saturated = [], [], [], []
         for n in range(len(fixed)):
             drive = params.layer_drive(x_drive, fixed, n)
-            no_feedback = [s if k != n + 1 else torch.zeros_like(s) for k, s in enumerate(fixed)]
-            bottom_up = params.layer_drive(x_drive, no_feedback, n)
+            bottom_up = params.layer_drive(x_drive, fixed[: n + 1], n)  # no layer above n
             ratio.append(round(_norm_ratio(drive - bottom_up, bottom_up), 4))
             shift.append(round(_norm_ratio(fixed[n] - forward[n], forward[n]), 4))
             silent.append(round(float((drive <= 0).float().mean()), 4))
