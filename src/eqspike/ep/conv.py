@@ -46,7 +46,8 @@ Pooling = Literal["avg", "max"]
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One interaction: ``conv`` (``channels``, ``kernel``, ``pool``) or ``fc`` (``units``)."""
+    """One interaction: ``conv`` (``channels``, ``kernel``, ``pool``) or ``fc`` (``units``);
+    ``init_gain`` scales its initial weights, ``init_bias`` is its initial bias."""
 
     kind: Literal["conv", "fc"]
     channels: int = 0
@@ -54,6 +55,8 @@ class LayerSpec:
     pool: Pooling = "avg"
     padding: int = 0
     units: int = 0
+    init_gain: float = 1.0
+    init_bias: float = 0.0
 
 
 class ConvParams(NamedTuple):
@@ -230,7 +233,8 @@ class ConvArchitecture:
 
 
 def init_conv_params(arch: ConvArchitecture, generator: torch.Generator | None) -> ConvParams:
-    """U(±1/√fan_in) weights (PyTorch's default scale), zero biases."""
+    """U(±g/√fan_in) weights (g = ``init_gain``, 1: PyTorch's default scale) and constant
+    biases (``init_bias``, default 0), layer by layer."""
     weights, biases = [], []
     for spec, below, shape in zip(arch.layers, arch.shapes[:-1], arch.shapes[1:], strict=True):
         if spec.kind == "conv":
@@ -239,9 +243,9 @@ def init_conv_params(arch: ConvArchitecture, generator: torch.Generator | None) 
         else:
             fan_in = math.prod(below)
             size = (spec.units, fan_in)
-        bound = 1.0 / math.sqrt(fan_in)
+        bound = spec.init_gain / math.sqrt(fan_in)
         weights.append((torch.rand(size, generator=generator) * 2 - 1) * bound)
-        biases.append(torch.zeros(shape[0]))
+        biases.append(torch.full((shape[0],), float(spec.init_bias)))
     return ConvParams(tuple(weights), tuple(biases), arch)
 
 

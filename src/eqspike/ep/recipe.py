@@ -215,6 +215,10 @@ class ConvLayerConfig(StrictModel):
     padding: int = Field(0, ge=0, description="conv: zero padding")
     pool: Literal["avg", "max"] = Field("avg", description="conv: 2x2 stride-2 pooling")
     units: int = Field(0, ge=0, description="fc: output units")
+    init_gain: float = Field(
+        1.0, gt=0.0, description="initial weights U(±init_gain/√fan_in); 1 is PyTorch's scale"
+    )
+    init_bias: float = Field(0.0, description="initial bias of every unit of this layer")
 
     @model_validator(mode="after")
     def _check(self) -> ConvLayerConfig:
@@ -328,6 +332,8 @@ def _layer_specs(model: ConvModelConfig) -> list[LayerSpec]:
             pool=layer.pool,
             padding=layer.padding,
             units=layer.units,
+            init_gain=layer.init_gain,
+            init_bias=layer.init_bias,
         )
         for layer in model.layers
     ]
