@@ -28,12 +28,11 @@ stage's augmentation instead.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import torch
 import torch.nn.functional as F
-from common import RESULTS, record, this_command
+from common import kept_results, record
 
 from eqspike.ep.conv import ConvParams
 from eqspike.ep.recipe import ConvEPConfig, build_conv_ep
@@ -145,13 +144,7 @@ def main() -> None:
     parser.add_argument("--label-suffix", default="", help="appended to each config's label")
     args = parser.parse_args()
     torch.set_flush_denormal(True)
-    path = RESULTS / f"{NAME}.json"
-    previous = json.loads(path.read_text()) if path.exists() else {"metrics": {}, "command": ""}
-    metrics = previous["metrics"]
-    # earlier invocations' metrics are kept, so are their commands
-    commands = [c for c in previous["command"].split("; ") if c]
-    if this_command() not in commands:
-        commands.append(this_command())
+    metrics, commands = kept_results(NAME)  # earlier invocations' metrics and commands
     for name in args.configs:
         overrides = list(args.set) + ([f"train.epochs={args.epochs}"] if args.epochs else [])
         config = load_config(name, overrides)
@@ -177,7 +170,7 @@ def main() -> None:
         record(
             NAME,
             metrics,
-            command="; ".join(commands),
+            command=commands,
             notes="Feed-forward twins of conv EP configs trained by backprop (not EP): what "
             "each architecture + recipe reaches with exact gradients; one seed each.",
         )

@@ -57,6 +57,17 @@ def this_command() -> str:
     return "python " + " ".join(shlex.quote(a) for a in sys.argv)
 
 
+def kept_results(name: str) -> tuple[dict[str, Any], str]:
+    """The metrics of ``results/<name>.json`` so far and the commands behind them with this
+    one added ("; "-joined): for benchmarks whose invocations each add their own keys."""
+    path = RESULTS / f"{name}.json"
+    previous = json.loads(path.read_text()) if path.exists() else {"metrics": {}, "command": ""}
+    commands = [c for c in previous["command"].split("; ") if c]
+    if this_command() not in commands:
+        commands.append(this_command())
+    return previous["metrics"], "; ".join(commands)
+
+
 def record(
     name: str,
     metrics: dict[str, Any],

@@ -1,0 +1,126 @@
+"""Proxy: how far the recurrent conv EP network trails its feed-forward twin, per recipe variant.
+
+On the full Fashion-MNIST runs the recurrent network trails the backprop twin of its layers by
+~2 points whether it is trained by spiking EP, rate EP or BPTT (BENCHMARKS.md), so the gap is
+the recurrent network under this recipe, not EP's estimate. This benchmark screens recipe
+changes for that gap cheaply: each variant of ``conv/fashion_ce_rate`` (rate EP, softmax
+readout) trains on a proxy -- the first 6000 training images, 5 epochs, test on the first 2000
+test images -- and so does its feed-forward twin (``backprop_twin.train_twin``: same layers,
+data, optimizer and schedule, trained by backprop). The twin is what the variant's layers and
+recipe give without feedback, so ``<variant>_gap`` (twin − EP, final test accuracy) separates
+"the recurrent net lags" from "the recipe learns slowly on the proxy". A proxy is not the full
+run: a variant that narrows the gap here is a candidate for a full run, not a result.
+
+    OMP_NUM_THREADS=1 python benchmarks/conv_recurrent_gap.py baseline lr_x2 \
+        --data-dir ../shared/data
+
+(~9 min per variant in one thread) writes ``benchmarks/results/conv_recurrent_gap.json``; per
+variant: ``_ep_test_accuracy`` / ``_ep_train_accuracy`` and ``_twin_test_accuracy`` /
+``_twin_train_accuracy`` per epoch, ``_gap``, the EP net's ``_ep_silent_fraction`` at its
+fixed point (per free layer, first 1000 test images, 100 asynchronous steps; see
+``conv_fixed_point.py``) and ``_overrides``. Results of earlier invocations are kept, so
+variants can run in parallel processes one after another. EP runs go to
+``runs/conv_recurrent_gap/<variant>`` and resume from there if interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import torch
+from backprop_twin import train_twin
+from common import ROOT, kept_results, record, train_or_resume
+from conv_fixed_point import fixed_point_metrics
+
+from eqspike.ep.recipe import ConvEPConfig
+from eqspike.train.config import load_config
+
+NAME = "conv_recurrent_gap"
+BASE = "conv/fashion_ce_rate"
+PROXY = [
+    "data.train_subset=6000",
+    "data.validation=1000",
+    "data.test_subset=2000",
+    "train.epochs=5",
+    "solver.drive_dtype=float32",
+]
+
+
+def _layers(gains: tuple[float, ...] = (1, 1, 1, 1), biases: tuple[float, ...] = (0, 0, 0, 0)):
+    """The 2C2FC layers of the Fashion configs with per-layer ``init_gain`` / ``init_bias``."""
+    shapes = [
+        "kind: conv, channels: 32, kernel: 5, pool: avg",
+        "kind: conv, channels: 64, kernel: 5, pool: avg",
+        "kind: fc, units: 512",
+        "kind: fc, units: 10",
+    ]
+    specs = [
+        f"{{{shape}, init_gain: {g}, init_bias: {b}}}"
+        for shape, g, b in zip(shapes, gains, biases, strict=True)
+    ]
+    return f"model.layers=[{', '.join(specs)}]"
+
+
+VARIANTS: dict[str, list[str]] = {
+    "baseline": [],
+    "seed_1": ["seed=1"],  # the proxy's seed-to-seed spread
+    "lr_x2": ["optimizer.lr=[0.001, 0.001, 0.0006, 0.006]"],
+    "init_gain_0.5": [_layers(gains=(0.5, 0.5, 0.5, 0.5))],
+    "fc_init_gain_0.5": [_layers(gains=(1, 1, 0.5, 1))],  # weaker feedback into conv2 at start
+    "init_gain_1.5": [_layers(gains=(1.5, 1.5, 1.5, 1))],
+    "init_bias_0.1": [_layers(biases=(0, 0.1, 0.1, 0))],  # conv2 and fc units start active
+}
+
+
+def _csv_column(path: Path, column: str) -> list[float]:
+    with path.open() as f:
+        return [round(float(row[column]), 4) for row in csv.DictReader(f)]
+
+
+def measure(variant: str, data_dir: str | None) -> dict[str, object]:
+    overrides = PROXY + VARIANTS[variant]
+    config = load_config(BASE, overrides)
+    assert isinstance(config, ConvEPConfig)
+    out = ROOT / "runs" / NAME / variant
+    train_or_resume(config, out, data_dir)
+    ep_test = _csv_column(out / "metrics.csv", "test_acc")
+    twin = train_twin(config, data_dir)
+    fixed = fixed_point_metrics(str(out), data_dir, samples=1000, steps=100)
+    return {
+        "ep_test_accuracy": ep_test,
+        "ep_train_accuracy": _csv_column(out / "metrics.csv", "train_acc"),
+        "twin_test_accuracy": [round(a, 4) for a in twin["test"]],
+        "twin_train_accuracy": [round(a, 4) for a in twin["train"]],
+        "gap": round(twin["test"][-1] - ep_test[-1], 4),
+        "ep_silent_fraction": fixed["silent_fraction"],
+        "overrides": VARIANTS[variant],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("variants", nargs="+", choices=sorted(VARIANTS), metavar="VARIANT")
+    parser.add_argument("--data-dir", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    for variant in args.variants:
+        result = measure(variant, args.data_dir)
+        metrics, commands = kept_results(NAME)  # re-read: a parallel invocation may have added
+        metrics.update({f"{variant}_{key}": value for key, value in result.items()})
+        metrics["proxy"] = {"base": BASE, "overrides": PROXY}
+        record(
+            NAME,
+            metrics,
+            command=commands,
+            notes="Proxy (6000 Fashion-MNIST training images, 5 epochs, first 2000 test "
+            "images, one seed per variant unless named): rate-EP recurrent conv net vs its "
+            "feed-forward twin trained by backprop, per recipe variant. Screening, not the "
+            "full runs.",
+        )
+        print(f"{variant}: EP {result['ep_test_accuracy']} twin {result['twin_test_accuracy']}")
+
+
+if __name__ == "__main__":
+    main()
