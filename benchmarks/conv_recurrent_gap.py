@@ -48,7 +48,9 @@ PROXY = [
 ]
 
 
-def _layers(gains: tuple[float, ...] = (1, 1, 1, 1), biases: tuple[float, ...] = (0, 0, 0, 0)):
+def _layers(
+    gains: tuple[float, ...] = (1, 1, 1, 1), biases: tuple[float, ...] = (0, 0, 0, 0)
+) -> str:
     """The 2C2FC layers of the Fashion configs with per-layer ``init_gain`` / ``init_bias``."""
     shapes = [
         "kind: conv, channels: 32, kernel: 5, pool: avg",
