@@ -26,8 +26,6 @@ variants can run in parallel processes one after another. EP runs go to
 from __future__ import annotations
 
 import argparse
-import csv
-from pathlib import Path
 
 import torch
 from backprop_twin import train_twin
@@ -36,6 +34,7 @@ from conv_fixed_point import fixed_point_metrics
 
 from eqspike.ep.recipe import ConvEPConfig
 from eqspike.train.config import load_config
+from eqspike.train.metrics import MetricsLog
 
 NAME = "conv_recurrent_gap"
 BASE = "conv/fashion_ce_rate"
@@ -51,17 +50,16 @@ PROXY = [
 def _layers(
     gains: tuple[float, ...] = (1, 1, 1, 1), biases: tuple[float, ...] = (0, 0, 0, 0)
 ) -> str:
-    """The 2C2FC layers of the Fashion configs with per-layer ``init_gain`` / ``init_bias``."""
-    shapes = [
-        "kind: conv, channels: 32, kernel: 5, pool: avg",
-        "kind: conv, channels: 64, kernel: 5, pool: avg",
-        "kind: fc, units: 512",
-        "kind: fc, units: 10",
-    ]
-    specs = [
-        f"{{{shape}, init_gain: {g}, init_bias: {b}}}"
-        for shape, g, b in zip(shapes, gains, biases, strict=True)
-    ]
+    """The base config's layers, as a ``model.layers`` override, with per-layer
+    ``init_gain`` / ``init_bias``."""
+    specs = []
+    for layer, g, b in zip(load_config(BASE).model.layers, gains, biases, strict=True):
+        if layer.kind == "conv":
+            shape = f"kind: conv, channels: {layer.channels}, kernel: {layer.kernel}"
+            shape += f", pool: {layer.pool}" + (f", padding: {layer.padding}" * bool(layer.padding))
+        else:
+            shape = f"kind: fc, units: {layer.units}"
+        specs.append(f"{{{shape}, init_gain: {g}, init_bias: {b}}}")
     return f"model.layers=[{', '.join(specs)}]"
 
 
@@ -76,23 +74,20 @@ VARIANTS: dict[str, list[str]] = {
 }
 
 
-def _csv_column(path: Path, column: str) -> list[float]:
-    with path.open() as f:
-        return [round(float(row[column]), 4) for row in csv.DictReader(f)]
-
-
 def measure(variant: str, data_dir: str | None) -> dict[str, object]:
     overrides = PROXY + VARIANTS[variant]
     config = load_config(BASE, overrides)
     assert isinstance(config, ConvEPConfig)
     out = ROOT / "runs" / NAME / variant
     train_or_resume(config, out, data_dir)
-    ep_test = _csv_column(out / "metrics.csv", "test_acc")
+    log = MetricsLog(out)
+    log.load(config.train.epochs)
+    ep_test = [round(row["test_acc"], 4) for row in log.rows]
     twin = train_twin(config, data_dir)
     fixed = fixed_point_metrics(str(out), data_dir, samples=1000, steps=100)
     return {
         "ep_test_accuracy": ep_test,
-        "ep_train_accuracy": _csv_column(out / "metrics.csv", "train_acc"),
+        "ep_train_accuracy": [round(row["train_acc"], 4) for row in log.rows],
         "twin_test_accuracy": [round(a, 4) for a in twin["test"]],
         "twin_train_accuracy": [round(a, 4) for a in twin["train"]],
         "gap": round(twin["test"][-1] - ep_test[-1], 4),

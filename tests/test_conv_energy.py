@@ -159,6 +159,7 @@ def test_layer_init_gain_and_bias_from_the_config():
     """``init_gain`` scales a layer's U(±1/√fan_in) weights (same draws), ``init_bias`` fills
     its biases; the defaults leave the network as before."""
     from eqspike.ep.recipe import build_conv_ep
+    from eqspike.errors import ConfigError
     from eqspike.train.config import load_config
 
     layers = "[{kind: conv, channels: 4, kernel: 5}, {kind: fc, units: 10}]"
@@ -177,7 +178,6 @@ def test_layer_init_gain_and_bias_from_the_config():
     torch.testing.assert_close(changed.weights[0], 0.5 * plain.weights[0])
     assert torch.all(plain.biases[0] == 0) and torch.all(changed.biases[0] == 0.1)
     torch.testing.assert_close(changed.weights[1], plain.weights[1])
-    from eqspike.errors import ConfigError
 
     with pytest.raises(ConfigError, match="init_gain"):
         load_config("conv/mnist_quick", ["model.layers=[{kind: fc, units: 10, init_gain: 0}]"])
