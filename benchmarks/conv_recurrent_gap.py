@@ -56,7 +56,9 @@ def _layers(
     for layer, g, b in zip(load_config(BASE).model.layers, gains, biases, strict=True):
         if layer.kind == "conv":
             shape = f"kind: conv, channels: {layer.channels}, kernel: {layer.kernel}"
-            shape += f", pool: {layer.pool}" + (f", padding: {layer.padding}" * bool(layer.padding))
+            shape += f", pool: {layer.pool}"
+            if layer.padding:
+                shape += f", padding: {layer.padding}"
         else:
             shape = f"kind: fc, units: {layer.units}"
         specs.append(f"{{{shape}, init_gain: {g}, init_bias: {b}}}")
