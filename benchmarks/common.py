@@ -105,24 +105,33 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def refresh_table() -> None:
-    """Rebuild the results table between the markers of BENCHMARKS.md from results/*.json."""
-    rows = ["| benchmark | metric | value | target | date | command |", "|---|---|---|---|---|---|"]
-    for path in sorted(RESULTS.glob("*.json")):
+def refresh_table(results: Path = RESULTS, markdown: Path = ROOT / "BENCHMARKS.md") -> None:
+    """Rebuild the results table between the markers of BENCHMARKS.md from results/*.json.
+
+    One row per metric; each benchmark's command(s) are listed once, under the table, rather
+    than repeated on every row of that benchmark.
+    """
+    rows = ["| benchmark | metric | value | target | date |", "|---|---|---|---|---|"]
+    commands = ["", "Commands that wrote these results, per benchmark:", ""]
+    for path in sorted(results.glob("*.json")):
         data = json.loads(path.read_text())
         for key, value in data["metrics"].items():
             target = data.get("targets", {}).get(key, "")
             rows.append(
-                f"| {data['name']} | `{key}` | {_fmt(value)} | {target} | {data['date'][:10]} "
-                f"| `{data['command']}` |"
+                f"| {data['name']} | `{key}` | {_fmt(value)} | {target} | {data['date'][:10]} |"
             )
-    md = ROOT / "BENCHMARKS.md"
-    text = md.read_text() if md.exists() else f"# Benchmarks\n\n{MARK_BEGIN}\n{MARK_END}\n"
+        parts = [c.strip() for c in data["command"].split("; ") if c.strip()]
+        commands.append(f"- **{data['name']}**:")
+        commands.extend(f"  - `{part}`" for part in dict.fromkeys(parts))
+    text = (
+        markdown.read_text() if markdown.exists() else f"# Benchmarks\n\n{MARK_BEGIN}\n{MARK_END}\n"
+    )
     if MARK_BEGIN not in text:
         text += f"\n{MARK_BEGIN}\n{MARK_END}\n"
     head, _, rest = text.partition(MARK_BEGIN)
     _, _, tail = rest.partition(MARK_END)
-    atomic_write_text(md, head + MARK_BEGIN + "\n" + "\n".join(rows) + "\n" + MARK_END + tail)
+    body = "\n".join(rows + commands)
+    atomic_write_text(markdown, head + MARK_BEGIN + "\n" + body + "\n" + MARK_END + tail)
 
 
 def speed_arguments(description: str, batches: int) -> argparse.Namespace:
