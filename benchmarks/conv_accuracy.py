@@ -20,8 +20,9 @@ a session cleanly after an epoch):
   ``fashion_ce_aug_*`` and ``mnist_aug_*``;
 * ``record``: writes ``benchmarks/results/conv_accuracy.json`` (``mnist_test_error``,
   ``fashion_test_error``: the recipe's result so far -- the latest stage that has begun;
-  ``<dataset>_first_stage_test_error``; ``epochs``, ``epoch_seconds``, hardware) from
-  wherever the runs got, with each run's status (``stopped`` or ``unfinished`` = not finished).
+  ``<dataset>_first_stage_test_error`` for recipes of several stages; ``epochs``,
+  ``epoch_seconds``, hardware) from wherever the runs got, with each run's status
+  (``stopped`` or ``unfinished`` = not finished).
 
     nohup python benchmarks/conv_accuracy.py --part mnist --data-dir ../shared/data &
     python benchmarks/conv_accuracy.py --part record --data-dir ../shared/data
@@ -108,7 +109,8 @@ def recipe_metrics(recipe: str, stages: tuple[str, ...]) -> dict:
     if first is None:
         return {}
     metrics = stage_metrics(recipe, first)
-    metrics[f"{recipe}_first_stage_test_error"] = metrics[f"{recipe}_test_error"]
+    if len(stages) > 1:  # a one-stage recipe's first stage is the recipe: no second key for it
+        metrics[f"{recipe}_first_stage_test_error"] = metrics[f"{recipe}_test_error"]
     for config_name in stages[1:]:
         summary = read_summary(run_dir(config_name))
         if summary is None:
