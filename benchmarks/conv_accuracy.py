@@ -4,20 +4,22 @@ Parts (each resumable from its checkpoint; many CPU hours — run in the backgro
 sessions; ``--stop-after-epoch N``, or ``touch pretrained/conv-mnist/STOP`` while it runs, ends
 a session cleanly after an epoch):
 
-* ``mnist``: ``configs/conv/mnist.yaml`` into ``pretrained/conv-mnist`` (target error <= 0.0097);
+* ``mnist``: ``configs/conv/mnist.yaml`` (one-pixel shifts from epoch 1) into
+  ``pretrained/conv-mnist`` (target error <= 0.0097); ``mnist-seed1``: the same with seed 1;
 * ``fashion``: ``configs/conv/fashion.yaml`` into ``pretrained/conv-fashion`` (<= 0.0889);
-* ``mnist-finetune`` / ``fashion-finetune``: the recipe's second stage,
-  ``configs/conv/<dataset>_finetune.yaml`` (10 epochs with augmented images, from the first
-  stage's final weights) into ``pretrained/conv-<dataset>-finetune``; starts only once the
-  first stage has completed;
-* ``mnist-finetune2``: a third MNIST stage, ``configs/conv/mnist_finetune2.yaml``, from the
+* ``mnist-noshift``: the first MNIST recipe, ``configs/conv/mnist_noshift.yaml`` (no shifts),
+  recorded as ``mnist_noshift_*``;
+* ``mnist-finetune`` / ``fashion-finetune``: the second stage of ``mnist-noshift`` /
+  ``fashion``, ``configs/conv/<dataset>_finetune.yaml`` (10 epochs with augmented images, from
+  the first stage's final weights) into ``pretrained/conv-<dataset>-finetune``; starts only
+  once the first stage has completed;
+* ``mnist-finetune2``: a third stage, ``configs/conv/mnist_finetune2.yaml``, from the
   second stage's final weights into ``pretrained/conv-mnist-finetune2``;
 * ``fashion-ce`` / ``fashion-ce-finetune`` / ``fashion-ce-finetune2``: a candidate
   Fashion-MNIST recipe with a softmax readout (``configs/conv/fashion_ce.yaml``, then two
   shifts + mirrors stages), recorded as ``fashion_ce_*`` beside the ``fashion`` recipe;
-* ``fashion-ce-aug`` / ``mnist-aug``: one-stage candidates with augmentation from epoch 1
-  (``configs/conv/fashion_ce_aug.yaml``, ``configs/conv/mnist_aug.yaml``), recorded as
-  ``fashion_ce_aug_*`` and ``mnist_aug_*``;
+* ``fashion-ce-aug``: a one-stage candidate with shifts + mirrors from epoch 1
+  (``configs/conv/fashion_ce_aug.yaml``), recorded as ``fashion_ce_aug_*``;
 * ``record``: writes ``benchmarks/results/conv_accuracy.json`` (``mnist_test_error``,
   ``fashion_test_error``: the recipe's result so far -- the latest stage that has begun;
   ``<dataset>_first_stage_test_error`` for recipes of several stages; ``epochs``,
@@ -42,16 +44,17 @@ PRETRAINED = ROOT / "pretrained"
 
 
 # Each recipe: its stages' shipped configs in order; a later stage starts from the one before.
-# ``mnist`` and ``fashion`` are the recipes the targets are checked against; ``fashion_ce``
-# (softmax readout), ``fashion_ce_aug`` (it with shifts + mirrors from epoch 1 and 2x its
-# rates) and ``mnist_aug`` (conv/mnist with shifts from epoch 1) are candidates recorded
-# beside them under their own keys.
+# ``mnist`` and ``fashion`` are the recipes the targets are checked against; ``mnist_seed1``
+# repeats ``mnist`` with another seed; ``mnist_noshift`` (the first MNIST recipe, three stages),
+# ``fashion_ce`` (softmax readout) and ``fashion_ce_aug`` (it with shifts + mirrors from epoch 1
+# and 2x its rates) are recorded beside them under their own keys.
 RECIPES = {
-    "mnist": ("conv/mnist", "conv/mnist_finetune", "conv/mnist_finetune2"),
+    "mnist": ("conv/mnist",),
+    "mnist_seed1": ("conv/mnist_seed1",),
+    "mnist_noshift": ("conv/mnist_noshift", "conv/mnist_finetune", "conv/mnist_finetune2"),
     "fashion": ("conv/fashion", "conv/fashion_finetune"),
     "fashion_ce": ("conv/fashion_ce", "conv/fashion_ce_finetune", "conv/fashion_ce_finetune2"),
     "fashion_ce_aug": ("conv/fashion_ce_aug",),
-    "mnist_aug": ("conv/mnist_aug",),
 }
 
 
@@ -115,7 +118,7 @@ def recipe_metrics(recipe: str, stages: tuple[str, ...]) -> dict:
         summary = read_summary(run_dir(config_name))
         if summary is None:
             break
-        stage = config_name.removeprefix(f"conv/{recipe}_")
+        stage = config_name.rsplit("_", 1)[-1]  # conv/mnist_finetune2 -> finetune2
         metrics |= stage_metrics(f"{recipe}_{stage}", summary)
         metrics[f"{recipe}_test_error"] = metrics[f"{recipe}_{stage}_test_error"]
     return metrics
@@ -140,9 +143,11 @@ def main() -> None:
         notes="2C2FC spiking conv EP (Sigma-Delta, average pooling, centred EP). Runs resume "
         "from pretrained/<config name>; status 'stopped' or 'unfinished' = not finished. "
         "<recipe>_test_error is the recipe's result so far: the latest stage that has begun "
-        "(<recipe>_<stage>_*: finetune, finetune2), else the first stage's. fashion_ce_* is "
-        "a candidate recipe (softmax readout), fashion_ce_aug_* and mnist_aug_* candidates with "
-        "augmentation from epoch 1; none of them is the recipe checked against the target.",
+        "(<recipe>_<stage>_*: finetune, finetune2), else the first stage's. mnist_* is "
+        "configs/conv/mnist.yaml (shifts from epoch 1), mnist_seed1_* the same with seed 1, "
+        "mnist_noshift_* the first MNIST recipe (no shifts, then two shifted stages); "
+        "fashion_ce_* is a candidate recipe (softmax readout), fashion_ce_aug_* it with "
+        "augmentation from epoch 1; only mnist_* and fashion_* are checked against the targets.",
         targets={"mnist_test_error": "<= 0.0097", "fashion_test_error": "<= 0.0889"},
     )
 

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from eqspike.errors import ConfigError
@@ -8,6 +10,28 @@ from eqspike.train.config import load_config, parse_override, shipped_configs, v
 def test_every_shipped_config_validates(name):
     config = load_config(name)
     assert config.name and config.train.epochs > 0
+
+
+PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
+# Settings a run may legitimately differ in from its shipped config: where its initial weights
+# were found (saved as an absolute path) and the drive precision chosen for the CPU it ran on.
+MACHINE_SPECIFIC = {"train": ("init_from",), "solver": ("drive_dtype",)}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [n for n in sorted(shipped_configs()) if (PRETRAINED / load_config(n).name).is_dir()],
+)
+def test_shipped_config_still_describes_its_pretrained_run(name):
+    """Editing a shared base config (conv/mnist.yaml is the base of every conv config) must not
+    silently change what a config that produced a committed run trains."""
+    shipped = load_config(name).model_dump()
+    saved = load_config(PRETRAINED / shipped["name"] / "config.yaml").model_dump()
+    for config in (shipped, saved):
+        for section, keys in MACHINE_SPECIFIC.items():
+            for key in keys:
+                config.get(section, {}).pop(key, None)
+    assert saved == shipped
 
 
 def test_default_is_the_demo():
@@ -73,11 +97,13 @@ def test_base_config_merges_sections_and_child_wins(tmp_path):
 
 
 def test_staged_conv_configs_share_their_first_stage_block():
-    first, third = load_config("conv/mnist"), load_config("conv/mnist_finetune2")
+    first, third = load_config("conv/mnist_noshift"), load_config("conv/mnist_finetune2")
     assert third.model == first.model and third.solver == first.solver
     assert third.data.augment_shift == 1  # from the second stage, its base
     assert third.train.init_from == "pretrained/conv-mnist-finetune"
-    assert load_config("conv/fashion").data.dataset == "fashion_mnist"
+    assert first.data.augment_shift == 0 and load_config("conv/mnist").data.augment_shift == 1
+    fashion = load_config("conv/fashion")
+    assert fashion.data.dataset == "fashion_mnist" and fashion.data.augment_shift == 0
 
 
 def test_base_errors_name_the_problem(tmp_path):
