@@ -48,12 +48,15 @@ PROXY = [
 
 
 def _layers(
-    gains: tuple[float, ...] = (1, 1, 1, 1), biases: tuple[float, ...] = (0, 0, 0, 0)
+    gains: tuple[float, ...] = (1, 1, 1, 1),
+    biases: tuple[float, ...] = (0, 0, 0, 0),
+    feedback: tuple[float, ...] = (1, 1, 1, 1),
 ) -> str:
     """The base config's layers, as a ``model.layers`` override, with per-layer
-    ``init_gain`` / ``init_bias``."""
+    ``init_gain`` / ``init_bias`` and, where not 1, ``feedback_gain``."""
     specs = []
-    for layer, g, b in zip(load_config(BASE).model.layers, gains, biases, strict=True):
+    layers = load_config(BASE).model.layers
+    for layer, g, b, fb in zip(layers, gains, biases, feedback, strict=True):
         if layer.kind == "conv":
             shape = f"kind: conv, channels: {layer.channels}, kernel: {layer.kernel}"
             shape += f", pool: {layer.pool}"
@@ -61,7 +64,8 @@ def _layers(
                 shape += f", padding: {layer.padding}"
         else:
             shape = f"kind: fc, units: {layer.units}"
-        specs.append(f"{{{shape}, init_gain: {g}, init_bias: {b}}}")
+        gain = "" if fb == 1 else f", feedback_gain: {fb}"
+        specs.append(f"{{{shape}, init_gain: {g}, init_bias: {b}{gain}}}")
     return f"model.layers=[{', '.join(specs)}]"
 
 
@@ -73,6 +77,9 @@ VARIANTS: dict[str, list[str]] = {
     "fc_init_gain_0.5": [_layers(gains=(1, 1, 0.5, 1))],  # weaker feedback into conv2 at start
     "init_gain_1.5": [_layers(gains=(1.5, 1.5, 1.5, 1))],
     "init_bias_0.1": [_layers(biases=(0, 0.1, 0.1, 0))],  # conv2 and fc units start active
+    # conv1 and conv2 hear the layer above at half / a quarter of the plain energy's strength
+    "feedback_gain_0.5": [_layers(feedback=(1, 0.5, 0.5, 1))],
+    "feedback_gain_0.25": [_layers(feedback=(1, 0.25, 0.25, 1))],
 }
 
 

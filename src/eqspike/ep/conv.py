@@ -16,6 +16,19 @@ pooling (the exact derivative of ⟨maxpool(z), s⟩ almost everywhere). Paramet
 
     ∂Φ/∂W_n = s_{n-1} ⋆ P_n†(s_n)  (the conv weight gradient),   ∂Φ/∂b_n = Σ_{h,w} P_n†(s_n)
 
+**Feedback gain** (``feedback_gain`` g_n of interaction n, default 1): each layer's share of
+the energy is weighted, F = Σ_n γ_n (½‖s_n‖² − ⟨up_n, s_n⟩) + β C(s_N), with γ_N = 1 at the top
+free layer and γ_{n−1} = γ_n / g_n below it. F stays a true energy, so EP stays exact, and its
+fixed point is
+
+    s_n = σ( up_n + g_{n+1} down_{n+1} )        (up: the drive from below, down: the feedback)
+
+i.e. layer n hears the layer above at g_{n+1} times the strength with which it drives it.
+g < 1 pulls the recurrent network towards its feed-forward twin; EP's update of interaction n
+is then γ_n times the usual contrast (the nudge reaches layer n attenuated by γ_n⁻¹), which
+:func:`conv_param_grads` applies. :meth:`ConvParams.layer_drive` returns the *normalised*
+drive (1/γ_n) ∂Φ_γ/∂s_n, so every solver keeps s_n ← σ(drive_n).
+
 **Softmax readout** (``readout=True``; Laborieux et al. 2021): the last (fc) interaction is
 not a layer of the dynamics but a readout o = W_r s_N + b_r of the top free layer s_N, with the
 cost C = −log softmax(o)_y. Φ leaves it out, so the free phase never sees it; the nudge pulls
@@ -31,6 +44,7 @@ Functions take (architecture, parameters) explicitly so that tests compare with 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
@@ -47,7 +61,8 @@ Pooling = Literal["avg", "max"]
 @dataclass(frozen=True)
 class LayerSpec:
     """One interaction: ``conv`` (``channels``, ``kernel``, ``pool``) or ``fc`` (``units``);
-    ``init_gain`` scales its initial weights, ``init_bias`` is its initial bias."""
+    ``init_gain`` scales its initial weights, ``init_bias`` is its initial bias,
+    ``feedback_gain`` scales the feedback it sends down to the layer below (module docstring)."""
 
     kind: Literal["conv", "fc"]
     channels: int = 0
@@ -57,6 +72,7 @@ class LayerSpec:
     units: int = 0
     init_gain: float = 1.0
     init_bias: float = 0.0
+    feedback_gain: float = 1.0
 
 
 class ConvParams(NamedTuple):
@@ -104,11 +120,15 @@ class ConvParams(NamedTuple):
             feedback = interaction_down(
                 spec, w[n + 1], acts[n + 1], acts[n], indices, self._kernel(n + 1)
             )
-            h = h + feedback
+            h = h + (feedback if spec.feedback_gain == 1.0 else spec.feedback_gain * feedback)
         return h
 
     def phi(self, x: torch.Tensor, acts: list[torch.Tensor]) -> torch.Tensor:
         return conv_phi(self.arch, self, x, acts)
+
+    def layer_scales(self) -> tuple[float, ...]:
+        """γ_n of every free layer: F = Σ_n γ_n ½‖s_n‖² − Φ (all 1 without feedback gains)."""
+        return self.arch.layer_scales
 
     def param_grad_difference(
         self, x: torch.Tensor, acts_a: list[torch.Tensor], acts_b: list[torch.Tensor], scale: float
@@ -203,7 +223,16 @@ class ConvArchitecture:
             else:
                 shapes.append((spec.units,))
             trace.append(f"{spec.kind} {shapes[-1]}")
+        _check_feedback_gains(layers, readout)
         return cls(tuple(input_shape), tuple(layers), tuple(shapes), readout)
+
+    @functools.cached_property
+    def layer_scales(self) -> tuple[float, ...]:
+        """γ_n per free layer (module docstring): γ_N = 1 at the top, γ_{n−1} = γ_n / g_n."""
+        scales = [1.0]
+        for spec in reversed(self.layers[1 : self.n_free]):
+            scales.append(scales[-1] / spec.feedback_gain)
+        return tuple(reversed(scales))
 
     @property
     def n_layers(self) -> int:
@@ -230,6 +259,26 @@ class ConvArchitecture:
             else:
                 total += math.prod(below)
         return total
+
+
+def _check_feedback_gains(layers: list[LayerSpec], readout: bool) -> None:
+    """A feedback gain must be positive, and only interactions between two free layers have
+    feedback to scale."""
+    for n, spec in enumerate(layers, start=1):
+        if spec.feedback_gain <= 0:
+            raise ValueError(f"layer {n}: feedback_gain must be > 0, got {spec.feedback_gain}")
+        if spec.feedback_gain == 1.0:
+            continue
+        if n == 1:
+            raise ValueError(
+                "layer 1: feedback_gain has nothing to scale (its feedback would go into the "
+                "clamped input); set it on layers 2 and up"
+            )
+        if readout and n == len(layers):
+            raise ValueError(
+                f"layer {n}: feedback_gain has nothing to scale (the softmax readout is outside "
+                "the dynamics and sends no feedback); remove it"
+            )
 
 
 def init_conv_params(arch: ConvArchitecture, generator: torch.Generator | None) -> ConvParams:
@@ -346,7 +395,8 @@ def interaction_param_grads(
 def conv_drives(
     arch: ConvArchitecture, params: ConvParams, x: torch.Tensor, acts: list[torch.Tensor]
 ) -> list[torch.Tensor]:
-    """∂Φ/∂s_n for every layer from the same states (one pass over the interactions)."""
+    """The normalised drives (1/γ_n) ∂Φ/∂s_n of every layer from the same states (one pass
+    over the interactions)."""
     states = [x, *acts]
     drives = [torch.zeros_like(a) for a in acts]
     for n, spec in enumerate(arch.layers[: arch.n_free]):
@@ -354,20 +404,21 @@ def conv_drives(
         up, indices = interaction_up(spec, w, b, states[n])
         drives[n] = drives[n] + up
         if n > 0:
-            drives[n - 1] = drives[n - 1] + interaction_down(spec, w, acts[n], states[n], indices)
+            down = interaction_down(spec, w, acts[n], states[n], indices)
+            drives[n - 1] = drives[n - 1] + spec.feedback_gain * down
     return drives
 
 
 def conv_phi(
     arch: ConvArchitecture, params: ConvParams, x: torch.Tensor, acts: list[torch.Tensor]
 ) -> torch.Tensor:
-    """Φ(x, s) per example, shape (batch,): the oracle of the closed forms (a softmax readout
-    is not part of it)."""
+    """Φ(x, s) = Σ_n γ_n ⟨up_n, s_n⟩ per example, shape (batch,): the oracle of the closed
+    forms (a softmax readout is not part of it)."""
     states = [x, *acts]
     total = x.new_zeros(x.shape[0])
     for n, spec in enumerate(arch.layers[: arch.n_free]):
         up, _ = interaction_up(spec, params.weights[n], params.biases[n], states[n])
-        total = total + (up * acts[n]).flatten(1).sum(1)
+        total = total + arch.layer_scales[n] * (up * acts[n]).flatten(1).sum(1)
     return total
 
 
@@ -382,8 +433,9 @@ def conv_param_grads(
         w, b = params.weights[n], params.biases[n]
         indices = interaction_up(spec, w, b, states[n])[1] if spec.pool == "max" else None
         gw, gb = interaction_param_grads(spec, w, b, acts[n], states[n], indices)
-        weights.append(gw)
-        biases.append(gb)
+        scale = arch.layer_scales[n]
+        weights.append(gw if scale == 1.0 else scale * gw)
+        biases.append(gb if scale == 1.0 else scale * gb)
     if arch.readout:
         weights.append(torch.zeros_like(params.weights[-1]))
         biases.append(torch.zeros_like(params.biases[-1]))

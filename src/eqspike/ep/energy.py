@@ -57,6 +57,11 @@ class MLPParams(NamedTuple):
     ) -> MLPParams:
         return phi_param_grad_difference(x, acts_a, acts_b, scale)
 
+    def layer_scales(self) -> tuple[float, ...]:
+        """γ_n of F = Σ_n γ_n ½‖s_n‖² − Φ per free layer: all 1 for the Hopfield MLP (the
+        conv energy's feedback gains make them differ)."""
+        return (1.0,) * len(self.weights)
+
     def prediction(self, top: torch.Tensor) -> torch.Tensor:
         """What the network predicts from its top free layer: the output layer itself."""
         return top

@@ -216,17 +216,22 @@ def plot_spiking_gradcheck(report: dict[str, Any], path: str | Path) -> Path:
 
 
 def random_conv_problem(
-    pool: str = "avg", seed: int = 0, batch: int = 32, readout: bool = False
+    pool: str = "avg",
+    seed: int = 0,
+    batch: int = 32,
+    readout: bool = False,
+    feedback_gain: float = 1.0,
 ) -> tuple[ConvParams, torch.Tensor, torch.Tensor]:
     """A small, well-conditioned random conv EP problem for gradient checks (float64):
     1x8x8 inputs, conv 3x3 with 4 channels + 2x2 ``pool``, fc 8, fc 3 (``readout``: a softmax
     readout); weights ×1.5 and biases +0.1 so that the layers are active and no unit rests on
-    the hard sigmoid's kink (where the equilibrium, hence any gradient, is non-smooth)."""
+    the hard sigmoid's kink (where the equilibrium, hence any gradient, is non-smooth).
+    ``feedback_gain``: that of every interaction with feedback to scale."""
     g = torch.Generator().manual_seed(seed)
     layers = [
         LayerSpec("conv", channels=4, kernel=3, pool=pool),  # type: ignore[arg-type]
-        LayerSpec("fc", units=8),
-        LayerSpec("fc", units=3),
+        LayerSpec("fc", units=8, feedback_gain=feedback_gain),
+        LayerSpec("fc", units=3, feedback_gain=1.0 if readout else feedback_gain),
     ]
     energy = ConvEnergy((1, 8, 8), layers, g, readout).double()
     with torch.no_grad():

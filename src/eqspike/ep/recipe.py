@@ -219,6 +219,12 @@ class ConvLayerConfig(StrictModel):
         1.0, gt=0.0, description="initial weights U(±init_gain/√fan_in); 1 is PyTorch's scale"
     )
     init_bias: float = Field(0.0, description="initial bias of every unit of this layer")
+    feedback_gain: float = Field(
+        1.0,
+        gt=0.0,
+        description="scale of the feedback this interaction sends down to the layer below "
+        "(layers 2 and up; the energy stays exact, so EP does too: see eqspike.ep.conv)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ConvLayerConfig:
@@ -334,6 +340,7 @@ def _layer_specs(model: ConvModelConfig) -> list[LayerSpec]:
             units=layer.units,
             init_gain=layer.init_gain,
             init_bias=layer.init_bias,
+            feedback_gain=layer.feedback_gain,
         )
         for layer in model.layers
     ]

@@ -2,7 +2,9 @@
 
 Total energy (the Lyapunov function of the dynamics), with states s_n kept in the box [0, 1]:
 
-    F(s) = ½ Σ_n ‖s_n‖² − Φ(x, s) + β C(s),      C = ½ ‖s_N − y‖² (or a readout's cost)
+    F(s) = ½ Σ_n γ_n ‖s_n‖² − Φ(x, s) + β C(s),  C = ½ ‖s_N − y‖² (or a readout's cost)
+
+(γ_n = 1 but for the conv energy's feedback gains, whose drives come normalised by γ_n.)
 
 One projected Euler step of du/dt = −∂F/∂s with step ε is
 
@@ -156,7 +158,9 @@ class FixedPointSolver:
         target: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """F per example (shape (batch,)), the quantity the dynamics descend."""
-        f = 0.5 * sum((s**2).flatten(1).sum(1) for s in state) - params.phi(x, state)
+        scales = params.layer_scales()
+        f = 0.5 * sum(g * (s**2).flatten(1).sum(1) for g, s in zip(scales, state, strict=True))
+        f = f - params.phi(x, state)
         if beta != 0.0:
             f = f + beta * params.cost(params.prediction(state[-1]), target)
         return f
