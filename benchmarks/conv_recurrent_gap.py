@@ -10,6 +10,8 @@ data, optimizer and schedule, trained by backprop). The twin is what the variant
 recipe give without feedback, so ``<variant>_gap`` (twin − EP, final test accuracy) separates
 "the recurrent net lags" from "the recipe learns slowly on the proxy". A proxy is not the full
 run: a variant that narrows the gap here is a candidate for a full run, not a result.
+Variants named ``spiking…`` train ``conv/fashion_ce``'s Sigma-Delta dynamics instead (bfloat16
+drives), against the same twin.
 
     OMP_NUM_THREADS=1 python benchmarks/conv_recurrent_gap.py baseline lr_x2 \
         --data-dir ../shared/data
@@ -69,6 +71,14 @@ def _layers(
     return f"model.layers=[{', '.join(specs)}]"
 
 
+# conv/fashion_ce's Sigma-Delta dynamics in place of the base's rate dynamics
+SPIKING = [
+    "solver.kind=sigma_delta",
+    "solver.decay=0.3",
+    "solver.contrast=analogue",
+    "solver.drive_dtype=bfloat16",
+]
+
 VARIANTS: dict[str, list[str]] = {
     "baseline": [],
     "seed_1": ["seed=1"],  # the proxy's seed-to-seed spread
@@ -80,6 +90,9 @@ VARIANTS: dict[str, list[str]] = {
     # conv1 and conv2 hear the layer above at half / a quarter of the plain energy's strength
     "feedback_gain_0.5": [_layers(feedback=(1, 0.5, 0.5, 1))],
     "feedback_gain_0.25": [_layers(feedback=(1, 0.25, 0.25, 1))],
+    "spiking": SPIKING,
+    "spiking_feedback_gain_0.5": [*SPIKING, _layers(feedback=(1, 0.5, 0.5, 1))],
+    "spiking_feedback_gain_0.25": [*SPIKING, _layers(feedback=(1, 0.25, 0.25, 1))],
 }
 
 
