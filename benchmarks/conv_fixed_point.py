@@ -29,7 +29,7 @@ import argparse
 from pathlib import Path
 
 import torch
-from common import record
+from common import kept_results, record
 
 from eqspike.ep.solvers import FixedPointSolver, feedforward_state
 from eqspike.train.api import load
@@ -91,7 +91,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200, help="asynchronous steps to s*")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    metrics: dict[str, object] = {"samples": args.samples, "steps": args.steps}
+    metrics, commands = kept_results("conv_fixed_point")  # earlier runs' keys stay
+    if (metrics.get("samples"), metrics.get("steps")) not in (
+        (None, None),
+        (args.samples, args.steps),
+    ):
+        parser.error(
+            f"benchmarks/results/conv_fixed_point.json was measured with --samples "
+            f"{metrics['samples']} --steps {metrics['steps']}; use those, so that its runs compare"
+        )
+    metrics |= {"samples": args.samples, "steps": args.steps}
     for run in args.runs:
         if not (Path(run) / "config.yaml").is_file():
             parser.error(f"{run} is not a run directory (no config.yaml); give a trained run")
@@ -102,6 +111,7 @@ def main() -> None:
     record(
         "conv_fixed_point",
         metrics,
+        command=commands,
         notes="Trained conv EP/BPTT runs at their latest checkpoint, rate dynamics, first "
         f"{args.samples} test images: accuracy at the fixed point vs one feed-forward sweep of "
         "the same weights; per free layer: feedback/bottom-up drive norm ratio, state shift of "
