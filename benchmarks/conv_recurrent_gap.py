@@ -87,7 +87,8 @@ VARIANTS: dict[str, list[str]] = {
     "fc_init_gain_0.5": [_layers(gains=(1, 1, 0.5, 1))],  # weaker feedback into conv2 at start
     "init_gain_1.5": [_layers(gains=(1.5, 1.5, 1.5, 1))],
     "init_bias_0.1": [_layers(biases=(0, 0.1, 0.1, 0))],  # conv2 and fc units start active
-    # conv1 and conv2 hear the layer above at half / a quarter of the plain energy's strength
+    # conv1 and conv2 hear the layer above at g times the plain energy's strength (g 0.5 or
+    # 0.25); spiking_feedback_gain_0.5 is selectable but was not measured
     "feedback_gain_0.5": [_layers(feedback=(1, 0.5, 0.5, 1))],
     "feedback_gain_0.25": [_layers(feedback=(1, 0.25, 0.25, 1))],
     "spiking": SPIKING,
