@@ -22,7 +22,8 @@ a session cleanly after an epoch):
   (``configs/conv/fashion_ce_aug.yaml``), recorded as ``fashion_ce_aug_*``;
 * ``fashion-feedback``: ``fashion-ce-aug`` with the feedback between the free layers at a
   quarter of its strength (``configs/conv/fashion_feedback.yaml``), recorded as
-  ``fashion_feedback_*``;
+  ``fashion_feedback_*``; ``fashion-feedback-finetune``: its second stage, 6 epochs with a
+  less noisy spiking update (decoder decay 0.6, 40 nudged steps);
 * ``record``: writes ``benchmarks/results/conv_accuracy.json`` (``mnist_test_error``,
   ``fashion_test_error``: the recipe's result so far -- the latest stage that has begun;
   ``<dataset>_first_stage_test_error`` for recipes of several stages; ``epochs``,
@@ -50,8 +51,8 @@ PRETRAINED = ROOT / "pretrained"
 # ``mnist`` and ``fashion`` are the recipes the targets are checked against; ``mnist_seed1``
 # repeats ``mnist`` with another seed; ``mnist_noshift`` (the first MNIST recipe, three stages),
 # ``fashion_ce`` (softmax readout) and ``fashion_ce_aug`` (it with shifts + mirrors from epoch 1
-# and 2x its rates), ``fashion_feedback`` (that with feedback gains 0.25) are recorded beside
-# them under their own keys.
+# and 2x its rates), ``fashion_feedback`` (that with feedback gains 0.25, then a second stage
+# with a less noisy update) are recorded beside them under their own keys.
 RECIPES = {
     "mnist": ("conv/mnist",),
     "mnist_seed1": ("conv/mnist_seed1",),
@@ -59,7 +60,7 @@ RECIPES = {
     "fashion": ("conv/fashion", "conv/fashion_finetune"),
     "fashion_ce": ("conv/fashion_ce", "conv/fashion_ce_finetune", "conv/fashion_ce_finetune2"),
     "fashion_ce_aug": ("conv/fashion_ce_aug",),
-    "fashion_feedback": ("conv/fashion_feedback",),
+    "fashion_feedback": ("conv/fashion_feedback", "conv/fashion_feedback_finetune"),
 }
 
 

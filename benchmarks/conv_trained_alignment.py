@@ -7,7 +7,8 @@ conv run (default: ``pretrained/conv-fashion-40steps``, the Fashion-MNIST run wh
 fell epoch after epoch with 40 free steps) and, on ``--batches`` batches of 16 test images,
 compares centred EP's update under several spiking and rate solver settings with the reference
 gradient: BPTT through the rate network (400 steps, the last 60 backpropagated). Metric: cosine
-with the reference, averaged over the parameter tensors and the batches (float64). Also the
+with the reference, averaged over the parameter tensors and the batches (float64), and of the
+updates summed over the batches with the summed reference (what an optimiser follows). Also the
 free phase's last-step relative change of the output layer for the rate settings, and the
 run's test accuracy (first ``--eval-samples`` images) with its own free phase and with a free
 phase of ``SETTLED_STEPS`` steps: a network that learned from unsettled free phases classifies
@@ -35,7 +36,6 @@ from eqspike.train.api import load
 from eqspike.train.evaluate import evaluate_run
 from eqspike.train.trainer import load_splits
 
-BATCH = 16
 SETTLED_STEPS = 200
 
 
@@ -58,10 +58,28 @@ def settings() -> dict[str, tuple[object, Phases, float]]:
         "spiking_eps1_decay0.3_T60_K20_beta0.5": (spiking(1.0, 0.3), Phases(60, 20), 0.5),
         "spiking_eps1_decay0.3_T60_K40_beta0.5": (spiking(1.0, 0.3), Phases(60, 40), 0.5),
         "spiking_eps1_decay0.5_T60_K40_beta0.5": (spiking(1.0, 0.5), Phases(60, 40), 0.5),
+        # a slower decoder with longer nudged phases: less quantisation noise in the contrast
+        "spiking_eps1_decay0.6_T60_K40_beta0.3": (spiking(1.0, 0.6), Phases(60, 40), 0.3),
+        "spiking_eps1_decay0.6_T60_K40_beta0.2": (spiking(1.0, 0.6), Phases(60, 40), 0.2),
+        "spiking_eps1_decay0.8_T60_K40_beta0.3": (spiking(1.0, 0.8), Phases(60, 40), 0.3),
         "rate_eps0.5_T40_K20_beta0.3": (FixedPointSolver(0.5), Phases(40, 20), 0.3),
         "rate_eps0.5_T120_K40_beta0.3": (FixedPointSolver(0.5), Phases(120, 40), 0.3),
         "rate_eps1_T60_K20_beta0.3": (FixedPointSolver(1.0), Phases(60, 20), 0.3),
+        "rate_eps1_T150_K80_beta0.3": (FixedPointSolver(1.0), Phases(150, 80), 0.3),
     }
+
+
+def summed_cosine(estimates: list, references: list) -> float:
+    """Cosine of Σ_batches estimate with Σ_batches reference, averaged over the parameter
+    tensors: what an optimiser that averages updates over batches follows. Quantisation noise
+    that differs from batch to batch averages out of it; a bias shared by the batches does not."""
+    total_estimate = [sum(ts) for ts in zip(*(e.flat() for e in estimates), strict=True)]
+    total_reference = [sum(ts) for ts in zip(*(r.flat() for r in references), strict=True)]
+    cosines = [
+        torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0).item()
+        for a, b in zip(total_estimate, total_reference, strict=True)
+    ]
+    return sum(cosines) / len(cosines)
 
 
 def output_settling(solver: FixedPointSolver, params, x: torch.Tensor, steps: int) -> float:
@@ -77,6 +95,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--run", default=str(ROOT / "pretrained" / "conv-fashion-40steps"))
     parser.add_argument("--batches", type=int, default=6)
+    parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--eval-samples", type=int, default=2000)
     parser.add_argument(
         "--settings", default=None, help="comma-separated setting names (default: all)"
@@ -105,8 +124,9 @@ def main() -> None:
     params = net.energy.params()
     batches = []
     for k in range(args.batches):
-        x = test.x[BATCH * k : BATCH * (k + 1)].double()
-        target = net.target(test.y[BATCH * k : BATCH * (k + 1)]).double()
+        rows = slice(args.batch_size * k, args.batch_size * (k + 1))
+        x = test.x[rows].double()
+        target = net.target(test.y[rows]).double()
         reference = BackpropThroughTime(truncate=60).gradients(
             FixedPointSolver(0.5), params, x, target, Phases(400, 60)
         )
@@ -122,24 +142,28 @@ def main() -> None:
     for name, (solver, phases, beta) in chosen.items():
         start = time.perf_counter()
         estimator = EquilibriumPropagation(beta)
-        cosines = [
-            mean_cosine(estimator.gradients(solver, params, x, t, phases).grads, g)
-            for x, t, g in batches
-        ]
+        estimates = [estimator.gradients(solver, params, x, t, phases).grads for x, t, _ in batches]
+        cosines = [mean_cosine(e, g) for e, (_, _, g) in zip(estimates, batches, strict=True)]
         metrics[f"{name}_cosine"] = sum(cosines) / len(cosines)
+        metrics[f"{name}_summed_cosine"] = summed_cosine(estimates, [g for _, _, g in batches])
         if isinstance(solver, FixedPointSolver):
             changes = [output_settling(solver, params, x, phases.free_steps) for x, _, _ in batches]
             metrics[f"{name}_output_change"] = sum(changes) / len(changes)
         seconds = time.perf_counter() - start
-        print(f"{name:<44} cosine {metrics[f'{name}_cosine']:.3f}  ({seconds:.0f} s)", flush=True)
+        print(
+            f"{name:<44} cosine {metrics[f'{name}_cosine']:.3f}  summed over batches "
+            f"{metrics[f'{name}_summed_cosine']:.3f}  ({seconds:.0f} s)",
+            flush=True,
+        )
     name = Path(args.run).name
     record(
         "conv_trained_alignment" + ("" if name == "conv-fashion-40steps" else f"_{name}"),
         metrics,
         notes="Centred EP on a trained conv run (float64): mean cosine over parameter tensors "
-        f"and {args.batches} batches of {BATCH} test images with the rate network's BPTT "
+        f"and {args.batches} batches of {args.batch_size} test images with the rate network's BPTT "
         "gradient (400 steps, last 60). spiking_* = Sigma-Delta (membrane step eps, decoder "
-        "decay), analogue contrast; T free / K nudged steps. *_output_change: relative change of "
+        "decay), analogue contrast; T free / K nudged steps. *_summed_cosine: the same for the "
+        "updates summed over the batches. *_output_change: relative change of "
         "the output layer at the last free step (rate dynamics).",
     )
 
