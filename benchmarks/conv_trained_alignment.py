@@ -4,11 +4,12 @@
 steps. Training strengthens the recurrent loops, so the free phase needs longer to settle, and
 an EP update taken from an unsettled free state points anywhere. This script loads a trained
 conv run (default: ``pretrained/conv-fashion-40steps``, the Fashion-MNIST run whose accuracy
-fell epoch after epoch with 40 free steps) and, on ``--batches`` batches of 16 test images,
-compares centred EP's update under several spiking and rate solver settings with the reference
-gradient: BPTT through the rate network (400 steps, the last 60 backpropagated). Metric: cosine
-with the reference, averaged over the parameter tensors and the batches (float64), and of the
-updates summed over the batches with the summed reference (what an optimiser follows). Also the
+fell epoch after epoch with 40 free steps) and, on ``--batches`` batches of ``--batch-size``
+(default 16) test images, compares centred EP's update under several spiking and rate solver
+settings with the reference gradient: BPTT through the rate network (400 steps, the last 60
+backpropagated). Metric: cosine with the reference, averaged over the parameter tensors and the
+batches (float64), and of the updates summed over the batches with the summed reference (what
+an optimiser follows). Also the
 free phase's last-step relative change of the output layer for the rate settings, and the
 run's test accuracy (first ``--eval-samples`` images) with its own free phase and with a free
 phase of ``SETTLED_STEPS`` steps: a network that learned from unsettled free phases classifies
