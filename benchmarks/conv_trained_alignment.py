@@ -9,11 +9,10 @@ fell epoch after epoch with 40 free steps) and, on ``--batches`` batches of ``--
 settings with the reference gradient: BPTT through the rate network (400 steps, the last 60
 backpropagated). Metric: cosine with the reference, averaged over the parameter tensors and the
 batches (float64), and of the updates summed over the batches with the summed reference (what
-an optimiser follows). Also the
-free phase's last-step relative change of the output layer for the rate settings, and the
-run's test accuracy (first ``--eval-samples`` images) with its own free phase and with a free
-phase of ``SETTLED_STEPS`` steps: a network that learned from unsettled free phases classifies
-with its transient, and loses accuracy once left to settle.
+an optimiser follows). Also the free phase's last-step relative change of the output layer
+for the rate settings, and the run's test accuracy (first ``--eval-samples`` images) with its
+own free phase and with a free phase of ``SETTLED_STEPS`` steps: a network that learned from
+unsettled free phases classifies with its transient, and loses accuracy once left to settle.
 
     python benchmarks/conv_trained_alignment.py --data-dir ../shared/data
     python benchmarks/conv_trained_alignment.py --data-dir ../shared/data \
@@ -71,16 +70,14 @@ def settings() -> dict[str, tuple[object, Phases, float]]:
 
 
 def summed_cosine(estimates: list, references: list) -> float:
-    """Cosine of Σ_batches estimate with Σ_batches reference, averaged over the parameter
-    tensors: what an optimiser that averages updates over batches follows. Quantisation noise
-    that differs from batch to batch averages out of it; a bias shared by the batches does not."""
-    total_estimate = [sum(ts) for ts in zip(*(e.flat() for e in estimates), strict=True)]
-    total_reference = [sum(ts) for ts in zip(*(r.flat() for r in references), strict=True)]
-    cosines = [
-        torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0).item()
-        for a, b in zip(total_estimate, total_reference, strict=True)
-    ]
-    return sum(cosines) / len(cosines)
+    """:func:`mean_cosine` of Σ_batches estimate with Σ_batches reference: what an optimiser
+    that averages updates over batches follows. Quantisation noise that differs from batch to
+    batch averages out of it; a bias shared by the batches does not."""
+
+    def total(grads: list):
+        return grads[0].replaced([sum(ts) for ts in zip(*(g.flat() for g in grads), strict=True)])
+
+    return mean_cosine(total(estimates), total(references))
 
 
 def output_settling(solver: FixedPointSolver, params, x: torch.Tensor, steps: int) -> float:
